@@ -1,0 +1,1 @@
+"""HASP hardware: Amaranth components."""

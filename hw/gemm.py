@@ -1,0 +1,215 @@
+"""GEMM engine: streams tiles of A and B from a scratchpad through the PE array."""
+from amaranth import Module, Signal, Mux
+from amaranth.lib import wiring, data, fifo, stream, memory
+from amaranth.lib.wiring import In, Out
+
+from .pe_array import PEArray, pe_input_layout, pe_output_layout, COUNTER_WIDTH
+from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature
+
+__all__ = ["GemmEngine", "GemmBench", "gemm_command_layout"]
+
+
+def gemm_command_layout(addr_width):
+    """A GEMM command: ``C[mi, nj] = A[mi] @ B[nj]`` for every tile pair, where tile ``mi`` of A
+    is the ``k`` words at ``a_base + mi*k`` (word ``kk`` holds column ``kk`` of the tile, lane
+    ``i`` = row ``i``) and tile ``nj`` of B is the ``k`` words at ``b_base + nj*k`` (word ``kk``
+    holds row ``kk``, lane ``j`` = column ``j``). Tiles come out in order ``mi`` outer, ``nj``
+    inner."""
+    return data.StructLayout({
+        "a_base": addr_width, "b_base": addr_width,
+        "k": 16, "m_tiles": 8, "n_tiles": 8,
+    })
+
+
+class GemmEngine(wiring.Component):
+    """Address generator + PE array. Runs one :func:`gemm_command_layout` command at a time.
+
+    Ports
+    -----
+    cmd : In(gemm_command_layout)
+        Command, sampled when ``start`` is high and the engine is idle.
+    start : In(1)
+        Start pulse.
+    busy : Out(1)
+        High from the cycle after ``start`` until the last result row has left.
+    rd_a, rd_b : Out(ReadPortSignature)
+        Scratchpad read ports for A and B (put A and B in different banks for full rate).
+    out : Out(stream.Signature(pe_output_layout))
+        Result rows, ``rows`` per tile, tiles in command order.
+    macs, mac_cycles : Out(48)
+        The PE array's counters (MACs, cycles with a beat in the accumulators).
+    """
+
+    FIFO_DEPTH = 4
+
+    def __init__(self, rows, cols, data_width, acc_width, addr_width):
+        self.rows, self.cols, self.data_width = rows, cols, data_width
+        self.word_width = max(rows, cols) * data_width
+        self.pe = PEArray(rows, cols, data_width, acc_width)
+        super().__init__({
+            "cmd": In(gemm_command_layout(addr_width)),
+            "start": In(1),
+            "busy": Out(1),
+            "rd_a": Out(ReadPortSignature(addr_width, self.word_width)),
+            "rd_b": Out(ReadPortSignature(addr_width, self.word_width)),
+            "out": Out(stream.Signature(pe_output_layout(rows, cols, acc_width))),
+            "macs": Out(COUNTER_WIDTH),
+            "mac_cycles": Out(COUNTER_WIDTH),
+            "clear_counters": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pe = pe = self.pe
+        R, C, dw = self.rows, self.cols, self.data_width
+        in_layout = pe_input_layout(R, C, dw)
+        m.submodules.fifo = q = fifo.SyncFIFO(width=in_layout.size, depth=self.FIFO_DEPTH)
+
+        cmd = Signal.like(self.cmd, name="cmd_r")
+        kk = Signal(16, name="kk")
+        mi = Signal(8, name="mi")
+        nj = Signal(8, name="nj")
+        a_tile = Signal.like(self.cmd.a_base, name="a_tile")   # a_base + mi*k
+        b_tile = Signal.like(self.cmd.b_base, name="b_tile")   # b_base + nj*k
+        issuing = Signal(name="issuing")
+        rows_left = Signal(24, name="rows_left")
+        inflight = Signal(name="inflight")
+        in_first, in_last = Signal(name="in_first"), Signal(name="in_last")
+
+        m.d.comb += self.busy.eq(issuing | (rows_left != 0))
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [cmd.eq(self.cmd), kk.eq(0), mi.eq(0), nj.eq(0),
+                         a_tile.eq(self.cmd.a_base), b_tile.eq(self.cmd.b_base)]
+            ntiles = self.cmd.m_tiles * self.cmd.n_tiles
+            empty = (self.cmd.k == 0) | (ntiles == 0)
+            m.d.sync += [issuing.eq(~empty), rows_left.eq(Mux(empty, 0, ntiles * R))]
+
+        # Issue one A/B read pair per cycle while the FIFO has room (counting the read in flight).
+        room = Signal(name="room")
+        m.d.comb += room.eq((q.level + inflight) < self.FIFO_DEPTH)
+        want = Signal(name="want")
+        m.d.comb += want.eq(issuing & room)
+        m.d.comb += [
+            self.rd_a.addr.eq(a_tile + kk), self.rd_a.en.eq(want),
+            self.rd_b.addr.eq(b_tile + kk), self.rd_b.en.eq(want),
+        ]
+        fire = Signal(name="fire")
+        m.d.comb += fire.eq(want & self.rd_a.ready & self.rd_b.ready)
+        m.d.sync += inflight.eq(fire)
+        with m.If(fire):
+            m.d.sync += [in_first.eq(kk == 0), in_last.eq(kk == cmd.k - 1)]
+            with m.If(kk == cmd.k - 1):
+                m.d.sync += kk.eq(0)
+                with m.If(nj == cmd.n_tiles - 1):
+                    m.d.sync += [nj.eq(0), b_tile.eq(cmd.b_base)]
+                    with m.If(mi == cmd.m_tiles - 1):
+                        m.d.sync += issuing.eq(0)
+                    with m.Else():
+                        m.d.sync += [mi.eq(mi + 1), a_tile.eq(a_tile + cmd.k)]
+                with m.Else():
+                    m.d.sync += [nj.eq(nj + 1), b_tile.eq(b_tile + cmd.k)]
+            with m.Else():
+                m.d.sync += kk.eq(kk + 1)
+
+        # Read data lands in the FIFO the cycle after the request.
+        beat = Signal(in_layout, name="beat")
+        m.d.comb += [
+            beat.a.as_value().eq(self.rd_a.data[:R * dw]),
+            beat.b.as_value().eq(self.rd_b.data[:C * dw]),
+            beat.first.eq(in_first), beat.last.eq(in_last),
+            q.w_data.eq(beat), q.w_en.eq(inflight),
+            pe.inp.payload.eq(q.r_data), pe.inp.valid.eq(q.r_rdy), q.r_en.eq(pe.inp.ready),
+        ]
+        wiring.connect(m, pe.out, wiring.flipped(self.out))
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += rows_left.eq(rows_left - 1)
+        m.d.comb += [self.macs.eq(pe.macs), self.mac_cycles.eq(pe.busy),
+                     pe.clear_counters.eq(self.clear_counters)]
+        return m
+
+
+class GemmBench(wiring.Component):
+    """PE array + scratchpad + result memory, runnable on its own: the unit under test of the
+    GEMM regressions and of ``hasp bench pe-array``.
+
+    The host (a testbench) loads A and B into the scratchpad, writes a command, pulses
+    ``start`` and waits for ``done``; the engine then streams every tile with no host
+    involvement, and result rows land in the result memory at ``tile * rows + row``.
+
+    Ports
+    -----
+    ld_addr, ld_data, ld_en : In
+        Scratchpad write (one word per cycle).
+    rb_addr : In, rb_data : Out
+        Scratchpad read-back, data one cycle after the address (lowest priority: valid only
+        while the engine is idle).
+    a_base, b_base, k, m_tiles, n_tiles : In
+        The command (see :func:`gemm_command_layout`), sampled on ``start``.
+    start : In(1)
+        Start pulse; clears ``cycles``, ``macs``, ``mac_cycles`` and ``done``.
+    busy, done : Out(1)
+        ``done`` rises when the last result row is stored and stays high until ``start``.
+    res_addr : In, res_data : Out(cols * acc_width)
+        Result memory read, data one cycle after the address; column ``j`` at bits
+        ``[j*acc_width, (j+1)*acc_width)``.
+    cycles : Out(48)
+        Cycles from ``start`` to ``done``.
+    macs, mac_cycles : Out(48)
+        PE array counters for the last command.
+    """
+
+    def __init__(self, cfg, result_depth=None):
+        pe, spm = cfg.pe, cfg.spm
+        self.cfg = cfg
+        self.result_depth = result_depth or spm.depth
+        self.spm = Scratchpad(cfg.word_width, spm.depth, spm.banks, read_ports=3, write_ports=1)
+        self.engine = GemmEngine(pe.rows, pe.cols, pe.data_width, pe.acc_width, self.spm.addr_width)
+        aw = self.spm.addr_width
+        rw = (self.result_depth - 1).bit_length()
+        super().__init__({
+            "ld_addr": In(aw), "ld_data": In(cfg.word_width), "ld_en": In(1),
+            "rb_addr": In(aw), "rb_data": Out(cfg.word_width),
+            "a_base": In(aw), "b_base": In(aw), "k": In(16), "m_tiles": In(8), "n_tiles": In(8),
+            "start": In(1), "busy": Out(1), "done": Out(1),
+            "res_addr": In(rw), "res_data": Out(pe.cols * pe.acc_width),
+            "cycles": Out(COUNTER_WIDTH), "macs": Out(COUNTER_WIDTH),
+            "mac_cycles": Out(COUNTER_WIDTH),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.spm = spm = self.spm
+        m.submodules.engine = eng = self.engine
+        R, C, aw = self.cfg.pe.rows, self.cfg.pe.cols, self.cfg.pe.acc_width
+
+        wiring.connect(m, eng.rd_a, spm.rd[0])
+        wiring.connect(m, eng.rd_b, spm.rd[1])
+        m.d.comb += [
+            spm.rd[2].addr.eq(self.rb_addr), spm.rd[2].en.eq(1), self.rb_data.eq(spm.rd[2].data),
+            spm.wr[0].addr.eq(self.ld_addr), spm.wr[0].data.eq(self.ld_data),
+            spm.wr[0].en.eq(self.ld_en),
+            eng.cmd.a_base.eq(self.a_base), eng.cmd.b_base.eq(self.b_base), eng.cmd.k.eq(self.k),
+            eng.cmd.m_tiles.eq(self.m_tiles), eng.cmd.n_tiles.eq(self.n_tiles),
+            eng.start.eq(self.start), eng.clear_counters.eq(self.start & ~eng.busy),
+            self.busy.eq(eng.busy), self.macs.eq(eng.macs), self.mac_cycles.eq(eng.mac_cycles),
+        ]
+
+        m.submodules.results = res = memory.Memory(shape=C * aw, depth=self.result_depth, init=[])
+        wp, rp = res.write_port(), res.read_port()
+        waddr = Signal.like(wp.addr, name="res_waddr")
+        m.d.comb += [
+            eng.out.ready.eq(1),
+            wp.en.eq(eng.out.valid), wp.addr.eq(waddr), wp.data.eq(eng.out.payload.row),
+            rp.addr.eq(self.res_addr), self.res_data.eq(rp.data),
+        ]
+        with m.If(eng.out.valid):
+            m.d.sync += waddr.eq(waddr + 1)
+
+        started = Signal(name="started")
+        with m.If(self.start & ~eng.busy):
+            m.d.sync += [self.cycles.eq(0), self.done.eq(0), started.eq(1), waddr.eq(0)]
+        with m.Elif(started):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(~eng.busy):
+                m.d.sync += [started.eq(0), self.done.eq(1)]
+        return m

@@ -1,0 +1,124 @@
+"""Banked scratchpad SRAM."""
+from amaranth import Module, Signal
+from amaranth.lib import wiring, memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Scratchpad", "ReadPortSignature", "WritePortSignature"]
+
+
+class ReadPortSignature(wiring.Signature):
+    """A scratchpad read port, from the requester's side.
+
+    ``addr``/``en`` out, ``ready`` in (the request is granted this cycle), ``data`` in: valid in
+    the cycle after a granted request (only that cycle: a later access to the same bank by any
+    port replaces it).
+    """
+    def __init__(self, addr_width, width):
+        super().__init__({"addr": Out(addr_width), "en": Out(1), "ready": In(1), "data": In(width)})
+
+
+class WritePortSignature(wiring.Signature):
+    """A scratchpad write port, from the requester's side: ``addr``, ``data``, ``en`` out;
+    ``ready`` in (the write happens this cycle)."""
+    def __init__(self, addr_width, width):
+        super().__init__({"addr": Out(addr_width), "data": Out(width), "en": Out(1), "ready": In(1)})
+
+
+class Scratchpad(wiring.Component):
+    """``banks`` banks of ``depth`` words of ``width`` bits, one flat word address space
+    (bank = high address bits), one read and one write access per bank per cycle.
+
+    Each bank is an ``amaranth.lib.memory.Memory`` with one synchronous read port and one write
+    port, so it maps to one (or a few) FPGA block RAMs. Requests from several ports to the same
+    bank in one cycle are served by fixed priority (port 0 first); the others see ``ready = 0``
+    and must hold their request.
+
+    Parameters
+    ----------
+    width : int
+        Word width in bits.
+    depth : int
+        Words per bank (power of two).
+    banks : int
+        Number of banks (power of two).
+    read_ports, write_ports : int
+        Number of requester ports of each kind.
+    init : list of int, optional
+        Initial contents by flat word address.
+
+    Ports
+    -----
+    rd : In(ReadPortSignature).array(read_ports)
+        Read ports; data returns one cycle after a granted request.
+    wr : In(WritePortSignature).array(write_ports)
+        Write ports; a granted write is visible to reads issued from the next cycle on.
+    """
+
+    def __init__(self, width, depth, banks, read_ports=1, write_ports=1, init=None):
+        for name, v, lo in (("width", width, 1), ("depth", depth, 2), ("banks", banks, 1),
+                            ("read_ports", read_ports, 1), ("write_ports", write_ports, 1)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{name} must be an integer, not {v!r}")
+            if v < lo:
+                raise ValueError(f"{name} must be >= {lo}, not {v!r}")
+        for name, v in (("depth", depth), ("banks", banks)):
+            if v & (v - 1):
+                raise ValueError(f"{name} must be a power of two, not {v!r}")
+        init = list(init or [])
+        if len(init) > depth * banks:
+            raise ValueError(f"init has {len(init)} words, more than {depth * banks}")
+        self.width, self.depth, self.banks = width, depth, banks
+        self.bank_bits = (banks - 1).bit_length()
+        self.offset_bits = (depth - 1).bit_length()
+        self.addr_width = max(1, self.bank_bits + self.offset_bits)
+        self._init = init
+        super().__init__({
+            "rd": In(ReadPortSignature(self.addr_width, width)).array(read_ports),
+            "wr": In(WritePortSignature(self.addr_width, width)).array(write_ports),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        ob = self.offset_bits
+        bank_data = []
+        for b in range(self.banks):
+            init = self._init[b * self.depth:(b + 1) * self.depth]
+            mem = memory.Memory(shape=self.width, depth=self.depth, init=init)
+            m.submodules[f"bank{b}"] = mem
+            rp, wp = mem.read_port(), mem.write_port()
+            bank_data.append(rp.data)
+            m.d.comb += rp.en.eq(0)
+            # Fixed priority: the lowest-numbered requesting port wins the bank.
+            taken = Signal(name=f"rd_taken{b}")
+            for i, port in enumerate(self.rd):
+                hit = port.en & (self._bank(port.addr) == b) & ~taken
+                hit_s = Signal(name=f"rd{i}_hit{b}")
+                m.d.comb += hit_s.eq(hit)
+                with m.If(hit_s):
+                    m.d.comb += [rp.en.eq(1), rp.addr.eq(port.addr[:ob]), port.ready.eq(1)]
+                nt = Signal(name=f"rd_taken{b}_{i}")
+                m.d.comb += nt.eq(taken | hit_s)
+                taken = nt
+            wtaken = Signal(name=f"wr_taken{b}")
+            for i, port in enumerate(self.wr):
+                hit_s = Signal(name=f"wr{i}_hit{b}")
+                m.d.comb += hit_s.eq(port.en & (self._bank(port.addr) == b) & ~wtaken)
+                with m.If(hit_s):
+                    m.d.comb += [wp.en.eq(1), wp.addr.eq(port.addr[:ob]), wp.data.eq(port.data),
+                                 port.ready.eq(1)]
+                nt = Signal(name=f"wr_taken{b}_{i}")
+                m.d.comb += nt.eq(wtaken | hit_s)
+                wtaken = nt
+        # Return data from the bank each port was granted last.
+        for i, port in enumerate(self.rd):
+            sel = Signal(range(self.banks), name=f"rd{i}_bank")
+            with m.If(port.en & port.ready):
+                m.d.sync += sel.eq(self._bank(port.addr))
+            with m.Switch(sel):
+                for b in range(self.banks):
+                    with m.Case(b):
+                        m.d.comb += port.data.eq(bank_data[b])
+        return m
+
+    def _bank(self, addr):
+        return addr[self.offset_bits:] if self.bank_bits else 0

@@ -1,0 +1,1 @@
+"""HASP software: golden model, front end, compiler, runtime."""

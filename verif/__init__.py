@@ -1,0 +1,1 @@
+"""HASP verification: cocotb runner helpers and testbenches."""

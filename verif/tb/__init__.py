@@ -1,0 +1,1 @@
+"""cocotb testbench modules (loaded by the simulator)."""

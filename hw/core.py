@@ -1,0 +1,543 @@
+"""One HASP core: sequencer, instruction memory, scratchpad, GEMM engine, accumulator memory,
+vector (requantisation) unit, tag counters and performance counters.
+
+The instruction set is :mod:`hasp.sw.isa`; the decoder reads every field through
+``data.View(isa.LAYOUTS[op], word)``, so the bit positions are defined in one place only.
+"""
+import enum
+
+from amaranth import Module, Signal, Mux, signed
+from amaranth.lib import wiring, stream, data, fifo, memory
+from amaranth.lib.wiring import In, Out
+
+from hasp.sw import isa
+from .gemm import GemmEngine
+from .pe_array import COUNTER_WIDTH
+from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature
+from .vector import VectorUnit, vector_params_layout
+
+__all__ = ["Core", "CoreError", "ImemWriteSignature", "TagIncSignature", "send_layout",
+           "ERROR_CODE_BITS", "TAG_COUNTER_BITS"]
+
+ERROR_CODE_BITS = 4
+TAG_COUNTER_BITS = 16
+
+
+class CoreError(enum.IntEnum):
+    """Values of ``Core.error_code`` (``error`` high; ``pc`` = the faulting instruction)."""
+    NONE = 0
+    ILLEGAL_OP = 1       # opcode not in isa.Op
+    PC_OVERFLOW = 2      # execution ran past the last instruction memory word (pc = imem_depth)
+    SPM_RANGE = 3        # a scratchpad range (GEMM A/B, REQUANT dst/bias, SEND src/dst) overflows
+    ACC_RANGE = 4        # an accumulator-memory range (GEMM dst, REQUANT src) overflows
+    LOOP_TARGET = 5      # LOOP target > the LOOP's own address
+    LOOP_NEST = 6        # a second LOOP reached while another loop is running (one level only)
+    BAD_TAG = 7          # WAIT tag >= number of tag counters
+    BAD_GROUP = 8        # SYNC group >= cfg.sync.groups
+    BAD_DEST = 9         # SEND x >= mesh.cols or y >= mesh.rows
+    SYNC_ERROR = 10      # the sync unit raised sync_error
+
+
+class ImemWriteSignature(wiring.Signature):
+    """Instruction-memory write port, from the writer's side: ``addr``, ``data`` (64 bits),
+    ``en`` out. Always accepted (one write per cycle)."""
+    def __init__(self, depth):
+        super().__init__({"addr": Out(range(depth)), "data": Out(isa.INSN_BITS), "en": Out(1)})
+
+
+class TagIncSignature(wiring.Signature):
+    """Tag-counter increment, from the network interface's side: ``valid``, ``tag`` out. Every
+    cycle with ``valid`` adds one to counter ``tag`` (always accepted; tags beyond the core's
+    counters are ignored)."""
+    def __init__(self):
+        super().__init__({"valid": Out(1), "tag": Out(isa.TAG_BITS)})
+
+
+def _field(op, name):
+    return dict(isa.LAYOUTS[op])[name].width
+
+
+def send_layout():
+    """A SEND request: copy ``len`` words (1 .. 256, the real count, not minus one) from this
+    core's ``SPM[src ..]`` to core (``x``, ``y``)'s ``SPM[dst ..]``, counted on ``tag`` there."""
+    return data.StructLayout({
+        "src": _field(isa.Op.SEND, "src"), "len": _field(isa.Op.SEND, "len") + 1,
+        "x": _field(isa.Op.SEND, "x"), "y": _field(isa.Op.SEND, "y"),
+        "dst": _field(isa.Op.SEND, "dst"), "tag": _field(isa.Op.SEND, "tag"),
+    })
+
+
+class Core(wiring.Component):
+    """One HASP core executing :mod:`hasp.sw.isa` programs, one instruction at a time.
+
+    Parameters
+    ----------
+    cfg : hasp.config.ChipConfig
+        Chip configuration (PE array, scratchpad, instruction memory, mesh size for SEND
+        checks, sync groups).
+    acc_depth : int, optional
+        Accumulator-memory rows (``pe.cols x pe.acc_width`` bits each). Default
+        ``min(1 << isa.ACC_BITS, 256)``; at most ``1 << isa.ACC_BITS``.
+    tags : int, optional
+        Number of WAIT tag counters (``TAG_COUNTER_BITS`` each, saturating). Default 16, at
+        most ``1 << isa.TAG_BITS``.
+
+    Semantics not fixed by the ISA text
+    -----------------------------------
+    * GEMM: ``ACC[dst + t*R + r] (+)= ...`` with ``acc=1`` adding with ``acc_width`` wrap.
+      ``k = 0`` or ``mt*nt = 0`` does nothing.
+    * REQUANT: lane ``j < C`` of ``SPM[dst + i]`` = requant(wrap(``ACC[src + i][j]`` + bias_i));
+      lanes ``C ..`` of the word are written as 0. bias_i is the low ``min(word_width,
+      acc_width)`` bits of ``SPM[bias + i]``, signed. Uses the SETQ registers (reset: mult=1,
+      shift=0, zp=0, full clamp range); ``zp``/``lo``/``hi`` are taken modulo ``data_width``.
+    * LOOP with ``count`` 0 or 1 falls through. Only one loop may be running: reaching another
+      LOOP while one runs is ``LOOP_NEST``. ``target`` must be <= the LOOP's address.
+    * HALT and errors leave ``pc`` at the instruction; the instruction memory after the program
+      is NOP (zero) unless written, so running off the end gives ``PC_OVERFLOW``.
+    * WAIT with ``count = 0`` completes at once. Tag counters saturate at ``2**16 - 1``;
+      ``tag_inc`` for a tag >= ``tags`` is ignored. Counters are not cleared by ``start``.
+
+    Cycle costs (measured in the simulator, tiny preset, no scratchpad contention)
+    -------------------------------------------------------------------------------
+    Every instruction takes 1 fetch + 1 decode/execute cycle (no overlap), plus:
+    NOP, SETQ, LOOP (taken or not), HALT: nothing (2 cycles). DELAY n: n (2 + n).
+    GEMM: about ``mt*nt*max(k, R) + 10`` (1x1 tile k=16: 28 in all; 2x2 tiles k=16: 76), the
+    same for ``acc=0`` and ``acc=1`` (the accumulator read-modify-write is pipelined, one row a
+    cycle, no stall: consecutive rows of one GEMM never hit the same accumulator row).
+    REQUANT: ``rows + 8`` (rows=1: 10 in all, rows=16: 25); bias reads lose cycles only when the
+    bias bank is taken by a higher-priority port.
+    SEND: until ``send.ready`` and then ``send_done`` (done in the transfer cycle is accepted).
+    WAIT: until the counter reaches ``count`` (the subtraction happens in the completing cycle).
+    SYNC: until ``sync_release``.
+
+    Ports
+    -----
+    imem_wr : In(ImemWriteSignature(cfg.core.imem_depth))
+        Program loading (any time; the sequencer reads the instruction memory).
+    spm_rd : In(ReadPortSignature(spm_addr_width, cfg.word_width))
+        External scratchpad read (network interface / host), lowest priority: ``ready`` low
+        while the GEMM engine or REQUANT's bias read uses the same bank.
+    spm_wr : In(WritePortSignature(spm_addr_width, cfg.word_width))
+        External scratchpad write, below REQUANT's result writes.
+    start : In(1)
+        Pulse: ``pc = 0``, clear the loop state and pending sync error, run. Ignored while
+        ``running``.
+    running, halted, error : Out(1)
+        Status. ``halted`` / ``error`` stay high until the next ``start``.
+    error_code : Out(ERROR_CODE_BITS)
+        A :class:`CoreError`, valid while ``error``.
+    pc : Out(range(imem_depth + 1))
+        Address of the current instruction (the HALT or the faulting instruction once stopped;
+        ``imem_depth`` for ``PC_OVERFLOW``).
+    send : Out(stream.Signature(send_layout()))
+        SEND requests. The request is held until transferred; the instruction then completes
+        when ``send_done`` is high (in the transfer cycle or later).
+    send_done : In(1)
+        The network interface has finished (or taken over) the SEND in progress.
+    tag_inc : In(TagIncSignature())
+        Tag counter increments from the network interface (one per cycle).
+    sync_arrive : Out(1), sync_group : Out(6)
+        High (with the group) while the core waits in SYNC.
+    sync_release : In(1)
+        Pulse: the SYNC completes.
+    sync_error : In(1)
+        Pulse or level while ``running``: latched, and the core stops with ``SYNC_ERROR`` at
+        the next instruction boundary or while waiting in SYNC.
+    clear_counters : In(1)
+        Synchronous clear of the performance counters.
+    perf_busy, perf_sync, perf_net, perf_idle, perf_macs : Out(48)
+        Cycles running; cycles waiting in SYNC; cycles waiting in WAIT or SEND; cycles not
+        running; MACs performed by the PE array.
+    """
+
+    def __init__(self, cfg, acc_depth=None, tags=16):
+        if acc_depth is None:
+            acc_depth = min(1 << isa.ACC_BITS, 256)
+        for name, v, lo, hi in (("acc_depth", acc_depth, 1, 1 << isa.ACC_BITS),
+                                ("tags", tags, 1, 1 << isa.TAG_BITS)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{name} must be an integer, not {v!r}")
+            if not lo <= v <= hi:
+                raise ValueError(f"{name} must be in [{lo}, {hi}], not {v!r}")
+        self.cfg = cfg
+        self.acc_depth, self.tags = acc_depth, tags
+        pe = cfg.pe
+        self.spm = Scratchpad(cfg.word_width, cfg.spm.depth, cfg.spm.banks,
+                              read_ports=4, write_ports=2)
+        aw = self.spm.addr_width
+        self.engine = GemmEngine(pe.rows, pe.cols, pe.data_width, pe.acc_width, aw)
+        self.vector = VectorUnit(pe.cols, pe.acc_width, pe.data_width, tag_width=aw)
+        #: Accumulator memory: row ``i`` holds ``pe.cols`` signed ``acc_width``-bit lanes,
+        #: lane ``j`` at bits ``[j*acc_width, (j+1)*acc_width)``.
+        self.accmem = memory.Memory(shape=pe.cols * pe.acc_width, depth=acc_depth, init=[])
+        depth = cfg.core.imem_depth
+        super().__init__({
+            "imem_wr": In(ImemWriteSignature(depth)),
+            "spm_rd": In(ReadPortSignature(aw, cfg.word_width)),
+            "spm_wr": In(WritePortSignature(aw, cfg.word_width)),
+            "start": In(1),
+            "running": Out(1), "halted": Out(1), "error": Out(1),
+            "error_code": Out(ERROR_CODE_BITS),
+            "pc": Out(range(depth + 1)),
+            "send": Out(stream.Signature(send_layout())),
+            "send_done": In(1),
+            "tag_inc": In(TagIncSignature()),
+            "sync_arrive": Out(1), "sync_group": Out(_field(isa.Op.SYNC, "group")),
+            "sync_release": In(1), "sync_error": In(1),
+            "clear_counters": In(1),
+            "perf_busy": Out(COUNTER_WIDTH), "perf_sync": Out(COUNTER_WIDTH),
+            "perf_net": Out(COUNTER_WIDTH), "perf_idle": Out(COUNTER_WIDTH),
+            "perf_macs": Out(COUNTER_WIDTH),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        R, C = cfg.pe.rows, cfg.pe.cols
+        aw_acc, dw = cfg.pe.acc_width, cfg.pe.data_width
+        ww = cfg.word_width
+        words = cfg.spm.words
+        depth = cfg.core.imem_depth
+        Op = isa.Op
+
+        m.submodules.spm = spm = self.spm
+        m.submodules.engine = eng = self.engine
+        m.submodules.vector = vec = self.vector
+
+        # ---- Instruction memory ------------------------------------------------------------
+        m.submodules.imem = imem = memory.Memory(shape=isa.INSN_BITS, depth=depth, init=[])
+        iwp, irp = imem.write_port(), imem.read_port()
+        m.d.comb += [iwp.addr.eq(self.imem_wr.addr), iwp.data.eq(self.imem_wr.data),
+                     iwp.en.eq(self.imem_wr.en)]
+        pc = Signal(range(depth + 1), name="pc_r")
+        m.d.comb += [irp.en.eq(1), irp.addr.eq(pc), self.pc.eq(pc)]
+        word = irp.data
+        opcode = word[:isa.OP_BITS]
+
+        def view(op):
+            return data.View(isa.LAYOUTS[op], word[:isa.LAYOUTS[op].size])
+
+        # ---- Scratchpad ports: rd 0/1 GEMM A/B, 2 REQUANT bias, 3 external; wr 0 REQUANT, 1 ext.
+        wiring.connect(m, eng.rd_a, spm.rd[0])
+        wiring.connect(m, eng.rd_b, spm.rd[1])
+        wiring.connect(m, wiring.flipped(self.spm_rd), spm.rd[3])
+        wiring.connect(m, wiring.flipped(self.spm_wr), spm.wr[1])
+        bias_rd, res_wr = spm.rd[2], spm.wr[0]
+
+        # ---- Accumulator memory -------------------------------------------------------------
+        row_layout = data.ArrayLayout(signed(aw_acc), C)
+        m.submodules.accmem = accmem = self.accmem
+        awp, arp = accmem.write_port(), accmem.read_port()
+        m.d.comb += arp.en.eq(1)
+        acc_rdata = data.View(row_layout, arp.data)
+
+        # ---- Status / sequencer registers ---------------------------------------------------
+        err_code = Signal(ERROR_CODE_BITS, name="err_code")
+        m.d.comb += self.error_code.eq(err_code)
+        loop_active = Signal(name="loop_active")
+        loop_pc = Signal.like(pc, name="loop_pc")
+        loop_left = Signal(_field(Op.LOOP, "count"), name="loop_left")
+        delay_left = Signal(_field(Op.DELAY, "cycles"), name="delay_left")
+        sync_err_pending = Signal(name="sync_err_pending")
+
+        # SETQ registers (reset: identity-ish mult=1, shift=0, full int8 range).
+        q = Signal(vector_params_layout(dw), name="qparams",
+                   init={"mult": 1, "shift": 0, "zero_point": 0,
+                         "lo": -(1 << (dw - 1)), "hi": (1 << (dw - 1)) - 1})
+        m.d.comb += vec.params.eq(q)
+
+        # GEMM command registers.
+        g_dst = Signal(range(self.acc_depth + 1), name="g_dst")
+        g_acc = Signal(name="g_acc")
+        g_row = Signal(range(self.acc_depth + 1), name="g_row")   # acc address of next out row
+
+        # REQUANT registers.
+        r_src = Signal(isa.ACC_BITS + 1, name="r_src")
+        r_dst = Signal(isa.ADDR_BITS + 1, name="r_dst")
+        r_bias = Signal(isa.ADDR_BITS + 1, name="r_bias")
+        r_use_bias = Signal(name="r_use_bias")
+        r_rows = Signal(isa.ACC_BITS, name="r_rows")
+        r_issued = Signal(isa.ACC_BITS, name="r_issued")
+        r_written = Signal(isa.ACC_BITS, name="r_written")
+
+        # SEND / WAIT / SYNC registers.
+        send_req = Signal(send_layout(), name="send_req")
+        m.d.comb += self.send.payload.eq(send_req)
+        w_tag = Signal(isa.TAG_BITS, name="w_tag")
+        w_count = Signal(_field(Op.WAIT, "count"), name="w_count")
+        s_group = Signal(_field(Op.SYNC, "group"), name="s_group")
+        m.d.comb += self.sync_group.eq(s_group)
+
+        # Tag counters (saturating); the WAIT subtraction is applied in `wait_take` cycles.
+        counters = [Signal(TAG_COUNTER_BITS, name=f"tag_count{i}") for i in range(self.tags)]
+        wait_take = Signal(name="wait_take")
+        cmax = (1 << TAG_COUNTER_BITS) - 1
+        for i, cnt in enumerate(counters):
+            inc = Signal(name=f"tag_inc{i}")
+            dec = Signal(name=f"tag_dec{i}")
+            m.d.comb += [inc.eq(self.tag_inc.valid & (self.tag_inc.tag == i)),
+                         dec.eq(wait_take & (w_tag == i))]
+            nxt = Signal(TAG_COUNTER_BITS + 1, name=f"tag_next{i}")
+            m.d.comb += nxt.eq(cnt - Mux(dec, w_count, 0) + inc)
+            m.d.sync += cnt.eq(Mux(nxt > cmax, cmax, nxt))
+        w_have = Signal(TAG_COUNTER_BITS, name="w_have")
+        with m.Switch(w_tag):
+            for i, cnt in enumerate(counters):
+                with m.Case(i):
+                    m.d.comb += w_have.eq(cnt)
+
+        with m.If(self.sync_error & self.running):
+            m.d.sync += sync_err_pending.eq(1)
+
+        # ---- GEMM result path: accumulator read-modify-write, one row a cycle ---------------
+        rmw_v = Signal(name="rmw_v")
+        rmw_addr = Signal.like(awp.addr, name="rmw_addr")
+        rmw_row = Signal(row_layout, name="rmw_row")
+        rmw_add = Signal(name="rmw_add")
+        gemm_mode = Signal(name="gemm_mode")
+        m.d.comb += eng.out.ready.eq(1)
+        out_fire = eng.out.valid      # ready is always high
+        m.d.sync += [rmw_v.eq(out_fire), rmw_addr.eq(g_row), rmw_row.eq(eng.out.payload.row),
+                     rmw_add.eq(g_acc)]
+        with m.If(out_fire):
+            m.d.sync += g_row.eq(g_row + 1)
+        wdata = Signal(row_layout, name="acc_wdata")
+        for j in range(C):
+            m.d.comb += wdata[j].eq((rmw_row[j] + Mux(rmw_add, acc_rdata[j], 0))[:aw_acc])
+        m.d.comb += [awp.en.eq(rmw_v), awp.addr.eq(rmw_addr), awp.data.eq(wdata)]
+
+        # ---- REQUANT path: acc + bias reads -> FIFO -> vector unit -> scratchpad ------------
+        rq_layout = data.StructLayout({"acc": row_layout, "bias": signed(aw_acc),
+                                       "tag": spm.addr_width})
+        FD = 4
+        m.submodules.rq_fifo = rqf = fifo.SyncFIFO(width=rq_layout.size, depth=FD)
+        rq_mode = Signal(name="rq_mode")
+        rq_inflight = Signal(name="rq_inflight")
+        rq_tag = Signal(spm.addr_width, name="rq_tag")
+        rq_want = Signal(name="rq_want")
+        rq_fire = Signal(name="rq_fire")
+        m.d.comb += [
+            rq_want.eq(rq_mode & (r_issued != r_rows) & ((rqf.level + rq_inflight) < FD)),
+            bias_rd.en.eq(rq_want & r_use_bias),
+            bias_rd.addr.eq(r_bias + r_issued),
+            rq_fire.eq(rq_want & (~r_use_bias | bias_rd.ready)),
+        ]
+        m.d.sync += [rq_inflight.eq(rq_fire), rq_tag.eq(r_dst + r_issued)]
+        with m.If(rq_fire):
+            m.d.sync += r_issued.eq(r_issued + 1)
+        # The accumulator read port: GEMM's RMW address, else REQUANT's row.
+        m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, r_src + r_issued))
+        rq_in = Signal(rq_layout, name="rq_in")
+        bias_w = min(ww, aw_acc)
+        m.d.comb += [
+            rq_in.acc.eq(acc_rdata),
+            rq_in.bias.eq(Mux(r_use_bias, bias_rd.data[:bias_w].as_signed(), 0)),
+            rq_in.tag.eq(rq_tag),
+            rqf.w_data.eq(rq_in), rqf.w_en.eq(rq_inflight),
+        ]
+        rq_out = data.View(rq_layout, rqf.r_data)
+        m.d.comb += [
+            vec.inp.valid.eq(rqf.r_rdy),
+            vec.inp.payload.acc.eq(rq_out.acc), vec.inp.payload.bias.eq(rq_out.bias),
+            vec.inp.payload.tag.eq(rq_out.tag),
+            rqf.r_en.eq(vec.inp.ready),
+            res_wr.en.eq(vec.out.valid), res_wr.addr.eq(vec.out.payload.tag),
+            res_wr.data.eq(vec.out.payload.data.as_value()),
+            vec.out.ready.eq(res_wr.ready),
+        ]
+        with m.If(vec.out.valid & res_wr.ready):
+            m.d.sync += r_written.eq(r_written + 1)
+
+        # ---- Sequencer ----------------------------------------------------------------------
+        next_pc = Signal.like(pc, name="next_pc")
+        m.d.comb += next_pc.eq(pc + 1)
+
+        def fail(code):
+            m.d.sync += err_code.eq(code)
+            m.next = "ERROR"
+
+        def done():
+            m.d.sync += pc.eq(next_pc)
+            m.next = "FETCH"
+
+        net_wait = Signal(name="net_wait")
+        sync_wait = Signal(name="sync_wait")
+
+        with m.FSM(name="seq"):
+            def startable():
+                # start: only when not running (IDLE / HALTED / ERROR).
+                with m.If(self.start):
+                    m.d.sync += [pc.eq(0), err_code.eq(CoreError.NONE), loop_active.eq(0),
+                                 sync_err_pending.eq(0)]
+                    m.next = "FETCH"
+
+            with m.State("IDLE"):
+                startable()
+            with m.State("HALTED"):
+                m.d.comb += self.halted.eq(1)
+                startable()
+            with m.State("ERROR"):
+                m.d.comb += self.error.eq(1)
+                startable()
+
+            with m.State("FETCH"):
+                m.d.comb += self.running.eq(1)
+                with m.If(pc >= depth):
+                    fail(CoreError.PC_OVERFLOW)
+                with m.Else():
+                    m.next = "EXEC"
+
+            with m.State("EXEC"):
+                m.d.comb += self.running.eq(1)
+                with m.If(sync_err_pending):
+                    fail(CoreError.SYNC_ERROR)
+                with m.Else():
+                    with m.Switch(opcode):
+                        with m.Case(Op.NOP):
+                            done()
+                        with m.Case(Op.HALT):
+                            m.next = "HALTED"
+                        with m.Case(Op.SETQ):
+                            v = view(Op.SETQ)
+                            m.d.sync += [q.mult.eq(v.mult), q.shift.eq(v.shift),
+                                         q.zero_point.eq(v.zp.as_signed()),
+                                         q.lo.eq(v.lo.as_signed()), q.hi.eq(v.hi.as_signed())]
+                            done()
+                        with m.Case(Op.DELAY):
+                            v = view(Op.DELAY)
+                            with m.If(v.cycles == 0):
+                                done()
+                            with m.Else():
+                                m.d.sync += delay_left.eq(v.cycles - 1)
+                                m.next = "DELAY"
+                        with m.Case(Op.LOOP):
+                            v = view(Op.LOOP)
+                            with m.If(v.target > pc):
+                                fail(CoreError.LOOP_TARGET)
+                            with m.Elif(loop_active & (loop_pc != pc)):
+                                fail(CoreError.LOOP_NEST)
+                            with m.Elif(loop_active):
+                                with m.If(loop_left == 0):
+                                    m.d.sync += loop_active.eq(0)
+                                    done()
+                                with m.Else():
+                                    m.d.sync += [loop_left.eq(loop_left - 1), pc.eq(v.target)]
+                                    m.next = "FETCH"
+                            with m.Elif(v.count >= 2):
+                                m.d.sync += [loop_active.eq(1), loop_pc.eq(pc),
+                                             loop_left.eq(v.count - 2), pc.eq(v.target)]
+                                m.next = "FETCH"
+                            with m.Else():
+                                done()
+                        with m.Case(Op.GEMM):
+                            v = view(Op.GEMM)
+                            with m.If(((v.a + v.mt * v.k) > words) |
+                                      ((v.b + v.nt * v.k) > words)):
+                                fail(CoreError.SPM_RANGE)
+                            with m.Elif((v.dst + v.mt * v.nt * R) > self.acc_depth):
+                                fail(CoreError.ACC_RANGE)
+                            with m.Else():
+                                m.d.comb += [
+                                    eng.cmd.a_base.eq(v.a), eng.cmd.b_base.eq(v.b),
+                                    eng.cmd.k.eq(v.k), eng.cmd.m_tiles.eq(v.mt),
+                                    eng.cmd.n_tiles.eq(v.nt), eng.start.eq(1),
+                                ]
+                                m.d.sync += [g_row.eq(v.dst), g_acc.eq(v.acc)]
+                                m.next = "GEMM"
+                        with m.Case(Op.REQUANT):
+                            v = view(Op.REQUANT)
+                            with m.If(((v.dst + v.rows) > words) |
+                                      (v.use_bias & ((v.bias + v.rows) > words))):
+                                fail(CoreError.SPM_RANGE)
+                            with m.Elif((v.src + v.rows) > self.acc_depth):
+                                fail(CoreError.ACC_RANGE)
+                            with m.Else():
+                                m.d.sync += [r_src.eq(v.src), r_dst.eq(v.dst), r_bias.eq(v.bias),
+                                             r_use_bias.eq(v.use_bias), r_rows.eq(v.rows),
+                                             r_issued.eq(0), r_written.eq(0)]
+                                m.next = "REQUANT"
+                        with m.Case(Op.SEND):
+                            v = view(Op.SEND)
+                            ln = v.len + 1
+                            with m.If(((v.src + ln) > words) | ((v.dst + ln) > words)):
+                                fail(CoreError.SPM_RANGE)
+                            with m.Elif((v.x >= cfg.mesh.cols) | (v.y >= cfg.mesh.rows)):
+                                fail(CoreError.BAD_DEST)
+                            with m.Else():
+                                m.d.sync += [send_req.src.eq(v.src), send_req.len.eq(ln),
+                                             send_req.x.eq(v.x), send_req.y.eq(v.y),
+                                             send_req.dst.eq(v.dst), send_req.tag.eq(v.tag)]
+                                m.next = "SEND"
+                        with m.Case(Op.WAIT):
+                            v = view(Op.WAIT)
+                            with m.If(v.tag >= self.tags):
+                                fail(CoreError.BAD_TAG)
+                            with m.Else():
+                                m.d.sync += [w_tag.eq(v.tag), w_count.eq(v.count)]
+                                m.next = "WAIT"
+                        with m.Case(Op.SYNC):
+                            v = view(Op.SYNC)
+                            with m.If(v.group >= cfg.sync.groups):
+                                fail(CoreError.BAD_GROUP)
+                            with m.Else():
+                                m.d.sync += s_group.eq(v.group)
+                                m.next = "SYNC"
+                        with m.Default():
+                            fail(CoreError.ILLEGAL_OP)
+
+            with m.State("DELAY"):
+                m.d.comb += self.running.eq(1)
+                with m.If(delay_left == 0):
+                    done()
+                with m.Else():
+                    m.d.sync += delay_left.eq(delay_left - 1)
+
+            with m.State("GEMM"):
+                m.d.comb += [self.running.eq(1), gemm_mode.eq(1)]
+                with m.If(~eng.busy & ~rmw_v):
+                    done()
+
+            with m.State("REQUANT"):
+                m.d.comb += [self.running.eq(1), rq_mode.eq(1)]
+                with m.If(r_written == r_rows):
+                    done()
+
+            with m.State("SEND"):
+                m.d.comb += [self.running.eq(1), net_wait.eq(1), self.send.valid.eq(1)]
+                with m.If(self.send.ready):
+                    with m.If(self.send_done):
+                        done()
+                    with m.Else():
+                        m.next = "SEND_WAIT"
+
+            with m.State("SEND_WAIT"):
+                m.d.comb += [self.running.eq(1), net_wait.eq(1)]
+                with m.If(self.send_done):
+                    done()
+
+            with m.State("WAIT"):
+                m.d.comb += [self.running.eq(1), net_wait.eq(1)]
+                with m.If(w_have >= w_count):
+                    m.d.comb += wait_take.eq(1)
+                    done()
+
+            with m.State("SYNC"):
+                m.d.comb += [self.running.eq(1), sync_wait.eq(1), self.sync_arrive.eq(1)]
+                with m.If(sync_err_pending | self.sync_error):
+                    fail(CoreError.SYNC_ERROR)
+                with m.Elif(self.sync_release):
+                    done()
+
+        # ---- Performance counters -----------------------------------------------------------
+        with m.If(self.clear_counters):
+            m.d.sync += [self.perf_busy.eq(0), self.perf_sync.eq(0), self.perf_net.eq(0),
+                         self.perf_idle.eq(0)]
+        with m.Else():
+            m.d.sync += [
+                self.perf_busy.eq(self.perf_busy + self.running),
+                self.perf_idle.eq(self.perf_idle + ~self.running),
+                self.perf_sync.eq(self.perf_sync + sync_wait),
+                self.perf_net.eq(self.perf_net + net_wait),
+            ]
+        m.d.comb += [eng.clear_counters.eq(self.clear_counters), self.perf_macs.eq(eng.macs)]
+        return m

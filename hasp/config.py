@@ -170,6 +170,14 @@ class ChipConfig:
         for sec, cls in _SECTIONS.items():
             if not isinstance(getattr(self, sec), cls):
                 raise ConfigError(f"{sec} must be a {cls.__name__}, not {getattr(self, sec)!r}")
+        # Limits of the instruction encoding (hasp.sw.isa): 14-bit scratchpad addresses,
+        # 12-bit loop targets.
+        if self.spm.words > 1 << 14:
+            raise ConfigError(f"spm.banks * spm.depth = {self.spm.words} words exceeds the "
+                              f"16384 an instruction can address")
+        if self.core.imem_depth > 1 << 12:
+            raise ConfigError(f"core.imem_depth = {self.core.imem_depth} exceeds the 4096 "
+                              f"instructions a LOOP target can address")
 
     @property
     def cores(self) -> int:

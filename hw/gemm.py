@@ -33,7 +33,8 @@ class GemmEngine(wiring.Component):
     busy : Out(1)
         High from the cycle after ``start`` until the last result row has left.
     rd_a, rd_b : Out(ReadPortSignature)
-        Scratchpad read ports for A and B (put A and B in different banks for full rate).
+        Scratchpad read ports for A and B: one beat per cycle when A and B are in different
+        banks, one per two cycles when they share a bank.
     out : Out(stream.Signature(pe_output_layout))
         Result rows, ``rows`` per tile, tiles in command order.
     macs, mac_cycles : Out(48)
@@ -85,17 +86,32 @@ class GemmEngine(wiring.Component):
             m.d.sync += [issuing.eq(~empty), rows_left.eq(Mux(empty, 0, ntiles * R))]
 
         # Issue one A/B read pair per cycle while the FIFO has room (counting the read in flight).
+        # When A and B sit in the same bank, the scratchpad grants A first: its word is kept in
+        # `a_hold` and B is read on a later cycle (half rate, never a deadlock).
         room = Signal(name="room")
         m.d.comb += room.eq((q.level + inflight) < self.FIFO_DEPTH)
         want = Signal(name="want")
+        a_done = Signal(name="a_done")          # A of the current beat already read
         m.d.comb += want.eq(issuing & room)
         m.d.comb += [
-            self.rd_a.addr.eq(a_tile + kk), self.rd_a.en.eq(want),
+            self.rd_a.addr.eq(a_tile + kk), self.rd_a.en.eq(want & ~a_done),
             self.rd_b.addr.eq(b_tile + kk), self.rd_b.en.eq(want),
         ]
+        got_a = Signal(name="got_a")
+        m.d.comb += got_a.eq(a_done | self.rd_a.ready)
         fire = Signal(name="fire")
-        m.d.comb += fire.eq(want & self.rd_a.ready & self.rd_b.ready)
-        m.d.sync += inflight.eq(fire)
+        m.d.comb += fire.eq(want & got_a & self.rd_b.ready)
+        cap_a = Signal(name="cap_a")            # A-only grant last cycle: capture its word
+        use_hold = Signal(name="use_hold")      # the beat in flight takes A from a_hold
+        a_hold = Signal(self.word_width, name="a_hold")
+        m.d.sync += [inflight.eq(fire), cap_a.eq(want & ~a_done & self.rd_a.ready & ~fire),
+                     use_hold.eq(fire & a_done)]
+        with m.If(cap_a):
+            m.d.sync += a_hold.eq(self.rd_a.data)
+        with m.If(fire):
+            m.d.sync += a_done.eq(0)
+        with m.Elif(want & self.rd_a.ready):
+            m.d.sync += a_done.eq(1)
         with m.If(fire):
             m.d.sync += [in_first.eq(kk == 0), in_last.eq(kk == cmd.k - 1)]
             with m.If(kk == cmd.k - 1):
@@ -113,8 +129,10 @@ class GemmEngine(wiring.Component):
 
         # Read data lands in the FIFO the cycle after the request.
         beat = Signal(in_layout, name="beat")
+        a_word = Signal(self.word_width, name="a_word")
+        m.d.comb += a_word.eq(Mux(use_hold, a_hold, self.rd_a.data))
         m.d.comb += [
-            beat.a.as_value().eq(self.rd_a.data[:R * dw]),
+            beat.a.as_value().eq(a_word[:R * dw]),
             beat.b.as_value().eq(self.rd_b.data[:C * dw]),
             beat.first.eq(in_first), beat.last.eq(in_last),
             q.w_data.eq(beat), q.w_en.eq(inflight),

@@ -27,6 +27,26 @@ from hasp.hw.gen import generate
 __all__ = ["Build", "build", "run", "TBFailure", "build_root"]
 
 TIMESCALE = ("1ns", "1ps")
+# Amaranth's Verilog forces its combinational blocks to evaluate at time 0 through a register
+# initialiser; under -g2012 (cocotb's default) Icarus runs initialisers before any process
+# starts, so blocks that depend only on never-changing registers would stay X. Verilog-2005
+# semantics (the later -g flag wins) keep that event.
+ICARUS_ARGS = ["-g2005"]
+# Yosys writes a combinational constant driving part of a reg as `always @* x[k] = 1'h0;`: a
+# process with an empty sensitivity list, which Icarus never runs (x stays X). The Icarus copy
+# of the Verilog turns those into `initial` assignments (same value, never changes).
+_CONST_ALWAYS = re.compile(r"always @\*\n(\s+)([^\n=;]+?) = (\d+'[hbd][0-9a-fA-F_]+);")
+
+
+def icarus_source(vpath: Path) -> Path:
+    """The Verilog to give Icarus: ``vpath`` with constant-only ``always @*`` blocks fixed."""
+    text = vpath.read_text()
+    fixed = _CONST_ALWAYS.sub(r"initial\n\1\2 = \3;", text)
+    if fixed == text:
+        return vpath
+    out = vpath.with_suffix(".icarus.v")
+    out.write_text(fixed)
+    return out
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "--x-assign", "fast",
                   "--x-initial", "fast", "-O3"]
 
@@ -80,16 +100,17 @@ def build(top: str, cfg: ChipConfig, sim: str, waves: bool | None = None) -> Bui
     with _locked(build_root() / "locks" / f"gen-{cfg.name}-{key_cfg}-{top}.lock"):
         vpath, ppath, module = generate(top, cfg, gen_dir)
     bdir = build_root() / "sim" / module / (sim + ("-waves" if waves else ""))
-    key = hashlib.sha256(vpath.read_bytes() + repr((sim, waves, VERILATOR_ARGS, TIMESCALE))
+    key = hashlib.sha256(vpath.read_bytes() + repr((sim, waves, VERILATOR_ARGS, ICARUS_ARGS, _CONST_ALWAYS.pattern, TIMESCALE))
                          .encode()).hexdigest()
     stamp = bdir / "hasp.stamp"
     with _locked(bdir.parent / f".{bdir.name}.lock"):
         if not (stamp.exists() and stamp.read_text() == key):
             runner = get_runner(sim)
-            args = VERILATOR_ARGS if sim == "verilator" else []
+            args = VERILATOR_ARGS if sim == "verilator" else ICARUS_ARGS
             bdir.mkdir(parents=True, exist_ok=True)
+            source = icarus_source(vpath) if sim == "icarus" else vpath
             try:
-                runner.build(sources=[vpath], hdl_toplevel=module, build_dir=bdir,
+                runner.build(sources=[source], hdl_toplevel=module, build_dir=bdir,
                              build_args=args, timescale=TIMESCALE, waves=waves, always=True,
                              log_file=bdir / "build.log")
             except (RuntimeError, SystemExit) as e:

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Check that the mesh NoC cannot deadlock: build the channel dependency graph (CDG) from the
+routing function and look for a cycle (Dally & Seitz: a wormhole network whose CDG is acyclic is
+deadlock-free).
+
+Channels are the router output links (including the ejection links to cores and to the host)
+plus one injection channel per node. For every (source, destination) pair, including the host,
+the route is walked with the routing function and every pair of consecutive channels becomes an
+edge "holding channel a, waits for channel b".
+
+With both message classes (the default), the graph holds the request network and the response
+network, plus the protocol dependency of a core that must inject a READ_RESP on the response
+network before it can accept the next request: request ejection at core c -> response injection
+at core c. Responses are sunk unconditionally (host and cores), so nothing depends on a response
+ejection. ``--shared`` puts both classes on one network instead, which is cyclic: this is why the
+NoC has two physical networks.
+
+The XY routing also has its turns checked against :func:`hasp.hw.noc.router_turns`, the table the
+hardware crossbar is built from.
+
+Usage::
+
+    python scripts/noc_deadlock.py                 # 2x2 3x3 4x4, XY, two networks
+    python scripts/noc_deadlock.py 8x8 3x5         # ROWSxCOLS
+    python scripts/noc_deadlock.py --routing mixed 2x2   # a bad routing: exits 1
+    python scripts/noc_deadlock.py --shared 2x2          # one shared network: exits 1
+
+Exit status: 0 acyclic, 1 a cycle was found (printed), 2 bad arguments, 3 the XY turns used do
+not match ``router_turns`` or a route leaves the mesh / does not terminate.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hasp.hw.noc import Port, router_turns, xy_route
+
+HOST = "host"
+STEP = {Port.N: (0, -1), Port.S: (0, 1), Port.E: (1, 0), Port.W: (-1, 0)}
+OPPOSITE = {Port.N: Port.S, Port.S: Port.N, Port.E: Port.W, Port.W: Port.E, Port.L: Port.L}
+
+
+def route_xy(rows, cols, x, y, src, dst):
+    """The hardware routing function (:func:`hasp.hw.noc.xy_route`)."""
+    if dst == HOST:
+        return xy_route(x, y, 0, 0, True)
+    return xy_route(x, y, dst[0], dst[1], False)
+
+
+def route_yx(rows, cols, x, y, src, dst):
+    """Dimension-ordered YX routing (also deadlock-free; host reached via (0, 0) West)."""
+    tx, ty = (0, 0) if dst == HOST else dst
+    if ty > y:
+        return Port.S
+    if ty < y:
+        return Port.N
+    if tx > x:
+        return Port.E
+    if tx < x:
+        return Port.W
+    return Port.W if dst == HOST else Port.L
+
+
+def route_mixed(rows, cols, x, y, src, dst):
+    """A deliberately bad routing: XY for sources with even x + y (and the host), YX for odd
+    ones. Together they make all eight turns, so the CDG has a cycle around every square."""
+    odd = src != HOST and (src[0] + src[1]) % 2 == 1
+    return (route_yx if odd else route_xy)(rows, cols, x, y, src, dst)
+
+
+ROUTINGS = {"xy": route_xy, "yx": route_yx, "mixed": route_mixed}
+
+
+def nodes(rows, cols):
+    return [(x, y) for y in range(rows) for x in range(cols)] + [HOST]
+
+
+def walk(rows, cols, route, src, dst):
+    """Channels used by a packet from ``src`` to ``dst``, in order, and the turns it makes.
+
+    A channel is ``("inj", node)`` or ``("out", (x, y), Port)``. A turn is
+    ``((x, y), in Port, out Port)``. Raises ``RuntimeError`` if the route leaves the mesh or
+    does not terminate.
+    """
+    if src == HOST:
+        (x, y), came = (0, 0), Port.W
+    else:
+        (x, y), came = src, Port.L
+    chans, turns = [("inj", src)], []
+    for _ in range(4 * rows * cols + 4):
+        out = route(rows, cols, x, y, src, dst)
+        chans.append(("out", (x, y), out))
+        turns.append(((x, y), came, out))
+        if out == Port.L:
+            if dst != (x, y):
+                raise RuntimeError(f"{src}->{dst}: ejected at {(x, y)}")
+            return chans, turns
+        if out == Port.W and (x, y) == (0, 0):
+            if dst != HOST:
+                raise RuntimeError(f"{src}->{dst}: sent to the host port")
+            return chans, turns
+        dx, dy = STEP[out]
+        x, y = x + dx, y + dy
+        if not (0 <= x < cols and 0 <= y < rows):
+            raise RuntimeError(f"{src}->{dst}: left the mesh at {(x - dx, y - dy)} port {out.name}")
+        came = OPPOSITE[out]
+    raise RuntimeError(f"{src}->{dst}: route does not terminate")
+
+
+def build_cdg(rows, cols, route, *, shared=False):
+    """Channel dependency graph of both message classes: ``{channel: set(channel)}`` where a
+    channel is ``(net, chan)``; also returns the turns used (per class)."""
+    graph, used = {}, set()
+    nets = ("req", "resp")
+    for net in nets:
+        tag = "net" if shared else net
+        for src in nodes(rows, cols):
+            for dst in nodes(rows, cols):
+                # every pair in both classes: a superset of the real traffic
+                chans, turns = walk(rows, cols, route, src, dst)
+                used.update(turns)
+                for a, b in zip(chans, chans[1:]):
+                    graph.setdefault((tag, a), set()).add((tag, b))
+                    graph.setdefault((tag, b), set())
+    req, resp = ("net", "net") if shared else nets
+    for core in nodes(rows, cols):
+        if core == HOST:
+            continue
+        eject = (req, ("out", core, Port.L))
+        inject = (resp, ("inj", core))
+        graph.setdefault(eject, set()).add(inject)
+        graph.setdefault(inject, set())
+    return graph, used
+
+
+def find_cycle(graph):
+    """A list of channels forming a cycle, or ``None``. Iterative DFS."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = dict.fromkeys(graph, WHITE)
+    for root in graph:
+        if color[root] != WHITE:
+            continue
+        stack = [(root, iter(sorted(graph[root], key=repr)))]
+        color[root] = GREY
+        path = [root]
+        while stack:
+            node, it = stack[-1]
+            for nxt in it:
+                if color[nxt] == GREY:
+                    return path[path.index(nxt):] + [nxt]
+                if color[nxt] == WHITE:
+                    color[nxt] = GREY
+                    stack.append((nxt, iter(sorted(graph[nxt], key=repr))))
+                    path.append(nxt)
+                    break
+            else:
+                color[node] = BLACK
+                stack.pop()
+                path.pop()
+    return None
+
+
+def check_turns(rows, cols, used):
+    """Compare the turns XY routing uses with :func:`router_turns`; return mismatch strings."""
+    errors = []
+    for y in range(rows):
+        for x in range(cols):
+            table = router_turns(x, y, rows, cols, host=(x, y) == (0, 0))
+            have = {(i, o) for o, ins in table.items() for i in ins}
+            need = {(i, o) for (pos, i, o) in used if pos == (x, y)}
+            if need - have:
+                errors.append(f"router {(x, y)}: turns used but not built: "
+                              f"{sorted((i.name, o.name) for i, o in need - have)}")
+            if have - need:
+                errors.append(f"router {(x, y)}: turns built but never used: "
+                              f"{sorted((i.name, o.name) for i, o in have - need)}")
+    return errors
+
+
+def fmt_chan(c):
+    net, ch = c
+    if ch[0] == "inj":
+        return f"{net}:inject@{ch[1]}"
+    return f"{net}:{ch[1]}.{ch[2].name}"
+
+
+def check(rows, cols, routing="xy", shared=False, out=sys.stdout):
+    """Check one mesh; return the exit status (0, 1 or 3)."""
+    try:
+        graph, used = build_cdg(rows, cols, ROUTINGS[routing], shared=shared)
+    except RuntimeError as e:
+        print(f"{rows}x{cols} {routing}: routing error: {e}", file=out)
+        return 3
+    if routing == "xy":
+        errors = check_turns(rows, cols, used)
+        if errors:
+            for e in errors[:10]:
+                print(f"{rows}x{cols}: {e}", file=out)
+            if len(errors) > 10:
+                print(f"{rows}x{cols}: ... {len(errors) - 10} more", file=out)
+            return 3
+    edges = sum(len(v) for v in graph.values())
+    what = "one shared network" if shared else "request + response networks"
+    cycle = find_cycle(graph)
+    if cycle:
+        print(f"{rows}x{cols} {routing} ({what}): CYCLE of {len(cycle) - 1} channels: "
+              + " -> ".join(fmt_chan(c) for c in cycle), file=out)
+        return 1
+    print(f"{rows}x{cols} {routing} ({what}): {len(graph)} channels, {edges} dependencies, "
+          f"acyclic", file=out)
+    return 0
+
+
+def parse_mesh(text):
+    try:
+        rows, cols = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"mesh must be ROWSxCOLS, not {text!r}") from None
+    if not (1 <= rows <= 64 and 1 <= cols <= 64):
+        raise argparse.ArgumentTypeError(f"mesh {text!r} out of range 1..64")
+    return rows, cols
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("meshes", nargs="*", type=parse_mesh, metavar="ROWSxCOLS",
+                    default=[(2, 2), (3, 3), (4, 4)])
+    ap.add_argument("--routing", choices=sorted(ROUTINGS), default="xy")
+    ap.add_argument("--shared", action="store_true",
+                    help="requests and responses share one network (expected to be cyclic)")
+    args = ap.parse_args(argv)
+    status = 0
+    for rows, cols in args.meshes:
+        status = max(status, check(rows, cols, args.routing, args.shared))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ from .pe_array import PEArray
 from .scratchpad import Scratchpad
 from .gemm import GemmBench
 from .core import Core
+from .chip import Chip
 
 __all__ = ["TOPS", "build_top", "generate", "port_list", "module_name"]
 
@@ -30,6 +31,7 @@ TOPS = {
     "scratchpad": (_scratchpad, "one core's banked scratchpad (2 read ports, 1 write port)"),
     "gemm_bench": (GemmBench, "PE array + scratchpad + result memory, runs a GEMM on its own"),
     "core": (Core, "one core: sequencer, GEMM unit, vector unit, scratchpad, ports to NoC/GSU"),
+    "chip": (Chip, "the whole chip: cores, NoC, group-sync unit, AXI4-Lite host port"),
 }
 
 

@@ -14,7 +14,7 @@ $(ENV_STAMP): pyproject.toml scripts/setup_env.sh
 demo: env
 	$(VENV)/bin/hasp demo
 
-## The default test run (about 5 minutes on 2 cores).
+## The default test run (about 10 minutes on 2 cores).
 test: env
 	$(VENV)/bin/pytest -n $(JOBS)
 
@@ -24,6 +24,7 @@ test-long: env
 
 bench: env
 	$(VENV)/bin/hasp bench pe-array --preset tiny
+	$(VENV)/bin/hasp bench chip --preset tiny
 
 clean:
 	rm -rf build out

@@ -73,25 +73,68 @@ def cmd_bench(args):
                 print(f"{k:>5} {r['m_tiles'] * r['n_tiles']:>7} {r['macs']:>9} {r['cycles']:>8} "
                       f"{r['utilisation']:>7.4f} {r['sim_cycles_per_s']:>10.0f}")
         return 0
-    raise CLIError(f"unknown benchmark {args.what!r}")
+    report = cmd_bench_chip(cfg, args)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"chip {cfg.mesh.rows}x{cfg.mesh.cols} x {cfg.pe.rows}x{cfg.pe.cols} ({cfg.name}), "
+              f"Verilator")
+        for name in ("mlp_end_to_end", "gemm_loop"):
+            f = report[name]
+            print(f"  {name:15s} cycles {f['cycles']:>8}  MACs {f['macs']:>9}  MAC bound "
+                  f"{f['mac_bound_cycles']:>8.0f}  util {f['utilisation']:.3f}  "
+                  f"{f['sim_cycles_per_s']:>9.0f} cycles/s")
+    return 0
 
 
 def cmd_demo(args):
+    """Generate the chip, run an int8 MLP across its cores in a simulator, check it."""
+    import numpy as np
     from .hw.gen import generate
+    from .sw import mapping, runtime, workloads
     cfg = _config(args)
-    v, p, name = generate("gemm_bench", cfg, args.out)
-    print(f"generated {v} and {p}")
-    b, res = _run_pe_bench(cfg, [args.k], args.sim)
-    r = res[str(args.k)]
-    R, C = cfg.pe.rows, cfg.pe.cols
-    M, N = r["m_tiles"] * R, r["n_tiles"] * C
-    print(f"GEMM {M}x{args.k}x{N} int8 on the {R}x{C} PE array ({cfg.name}) in {args.sim}")
-    print(f"  check against numpy:   {'bit-exact' if r['exact'] else 'MISMATCH'}")
-    print(f"  cycles:                {r['cycles']}")
-    print(f"  MACs (hw counter):     {r['macs']}")
-    print(f"  MAC utilisation:       {r['utilisation']:.4f}  (MACs / (R*C*cycles))")
-    print(f"  simulated cycles/s:    {r['sim_cycles_per_s']:.0f}")
-    return 0 if r["exact"] else 1
+    v, p, name = generate("chip", cfg, args.out)
+    print(f"generated {v} ({p.name}: the AXI4-Lite port list)")
+    layers, x, img = workloads.demo_mlp(cfg, seed=args.seed)
+    sizes = [layers[0].W.shape[0]] + [l.W.shape[1] for l in layers]
+    print(f"MLP {' -> '.join(map(str, sizes))}, batch {x.shape[0]}, int8, on the "
+          f"{cfg.mesh.rows}x{cfg.mesh.cols} mesh of {cfg.pe.rows}x{cfg.pe.cols} PE arrays "
+          f"({cfg.name}) in {args.sim}")
+    r = runtime.run(img, "rtl", sim=args.sim)
+    if not r.ok:
+        print(r.report())
+        return 1
+    exact = bool(np.array_equal(mapping.mlp_output(img, r), mapping.expected_mlp(layers, x)))
+    model = runtime.run(img, "functional")
+    bound = r.macs / (cfg.cores * cfg.pe.macs)
+    print(f"  check against numpy:      {'bit-exact' if exact else 'MISMATCH'}")
+    print(f"  functional model agrees:  {model.ok and model.macs == r.macs}")
+    print(f"  total cycles:             {r.cycles}")
+    print(f"  MACs (hw counters):       {r.macs}")
+    print(f"  MAC bound:                {bound:.0f} cycles  (MACs / (cores x R x C))")
+    print(f"  utilisation:              {bound / r.cycles:.3f}  (MAC bound / cycles)")
+    for c, core in enumerate(r.cores):
+        pf = core["perf"]
+        print(f"    core {c}: busy {pf['busy']}, sync stall {pf['sync']}, "
+              f"net stall {pf['net']}, MACs {pf['macs']}")
+    return 0 if exact else 1
+
+
+def cmd_bench_chip(cfg, args):
+    from .sw import runtime, workloads
+    layers, x, img = workloads.demo_mlp(cfg)
+    loop = workloads.gemm_loop(cfg, args.iterations)
+    r_mlp, r_loop = runtime.run_rtl([img, loop], sim="verilator", timeout_cycles=10_000_000)
+    for r in (r_mlp, r_loop):
+        if not r.ok:
+            raise CLIError("benchmark run failed:\n" + r.report())
+    def figures(r):
+        bound = r.macs / (cfg.cores * cfg.pe.macs)
+        return {"cycles": r.cycles, "macs": r.macs, "mac_bound_cycles": bound,
+                "utilisation": bound / r.cycles, "wall_run_s": r.wall["wall_run_s"],
+                "sim_cycles_per_s": r.cycles / r.wall["wall_run_s"]}
+    return {"benchmark": "chip", "preset": cfg.name, "simulator": "verilator",
+            "mlp_end_to_end": figures(r_mlp), "gemm_loop": figures(r_loop)}
 
 
 def build_parser():
@@ -111,16 +154,20 @@ def build_parser():
     p.set_defaults(func=cmd_gen)
 
     p = sub.add_parser("bench", help="benchmarks on the generated RTL (Verilator)")
-    p.add_argument("what", choices=["pe-array"], help="what to measure")
+    p.add_argument("what", choices=["pe-array", "chip"], help="what to measure")
     _add_config_args(p)
-    p.add_argument("--k", type=int, nargs="+", default=[16, 64, 256], help="K values")
+    p.add_argument("--k", type=int, nargs="+", default=[16, 64, 256],
+                   help="pe-array: K values")
+    p.add_argument("--iterations", type=int, default=300,
+                   help="chip: GEMM loop iterations of the speed run")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("demo", help="end-to-end demo: generate, simulate, check against numpy")
+    p = sub.add_parser("demo", help="end-to-end demo: generate the chip, run an MLP on it, "
+                                     "check against numpy")
     _add_config_args(p)
     p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
-    p.add_argument("--k", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0, help="random weights and inputs")
     p.add_argument("--out", default="out", metavar="DIR")
     p.set_defaults(func=cmd_demo)
 

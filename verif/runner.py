@@ -49,6 +49,12 @@ def icarus_source(vpath: Path) -> Path:
     return out
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "--x-assign", "fast",
                   "--x-initial", "fast", "-O3"]
+# cocotb builds with --public-flat-rw (every signal visible to Python), which stops Verilator
+# from optimising across the hierarchy: the tiny chip simulates 4x slower. The benches only
+# touch top-level ports, so only those stay public unless HASP_VERILATOR_PUBLIC=1 (to poke at
+# internal signals from Python; waveforms show everything either way).
+if os.environ.get("HASP_VERILATOR_PUBLIC", "") in ("", "0"):
+    VERILATOR_ARGS += ["--no-public-flat-rw", "--public-depth", "1"]
 
 
 class TBFailure(AssertionError):

@@ -4,13 +4,11 @@ vector (requantisation) unit, tag counters and performance counters.
 The instruction set is :mod:`hasp.sw.isa`; the decoder reads every field through
 ``data.View(isa.LAYOUTS[op], word)``, so the bit positions are defined in one place only.
 """
-import enum
-
 from amaranth import Module, Signal, Mux, signed
 from amaranth.lib import wiring, stream, data, fifo, memory
 from amaranth.lib.wiring import In, Out
 
-from hasp.sw import isa
+from hasp.sw import golden, isa
 from .gemm import GemmEngine
 from .pe_array import COUNTER_WIDTH
 from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature
@@ -20,22 +18,13 @@ __all__ = ["Core", "CoreError", "ImemWriteSignature", "TagIncSignature", "send_l
            "ERROR_CODE_BITS", "TAG_COUNTER_BITS"]
 
 ERROR_CODE_BITS = 4
-TAG_COUNTER_BITS = 16
+TAG_COUNTER_BITS = isa.TAG_COUNTER_BITS
 
 
-class CoreError(enum.IntEnum):
-    """Values of ``Core.error_code`` (``error`` high; ``pc`` = the faulting instruction)."""
-    NONE = 0
-    ILLEGAL_OP = 1       # opcode not in isa.Op
-    PC_OVERFLOW = 2      # execution ran past the last instruction memory word (pc = imem_depth)
-    SPM_RANGE = 3        # a scratchpad range (GEMM A/B, REQUANT dst/bias, SEND src/dst) overflows
-    ACC_RANGE = 4        # an accumulator-memory range (GEMM dst, REQUANT src) overflows
-    LOOP_TARGET = 5      # LOOP target > the LOOP's own address
-    LOOP_NEST = 6        # a second LOOP reached while another loop is running (one level only)
-    BAD_TAG = 7          # WAIT tag >= number of tag counters
-    BAD_GROUP = 8        # SYNC group >= cfg.sync.groups
-    BAD_DEST = 9         # SEND x >= mesh.cols or y >= mesh.rows
-    SYNC_ERROR = 10      # the sync unit raised sync_error
+#: Values of ``Core.error_code`` (``error`` high; ``pc`` = the faulting instruction): the
+#: shared :class:`hasp.sw.isa.ErrorCode` (one definition for the RTL and the functional model).
+CoreError = isa.ErrorCode
+assert max(CoreError) < 1 << ERROR_CODE_BITS
 
 
 class ImemWriteSignature(wiring.Signature):
@@ -77,10 +66,10 @@ class Core(wiring.Component):
         checks, sync groups).
     acc_depth : int, optional
         Accumulator-memory rows (``pe.cols x pe.acc_width`` bits each). Default
-        ``min(1 << isa.ACC_BITS, 256)``; at most ``1 << isa.ACC_BITS``.
+        ``isa.ACC_ROWS`` (what the functional model assumes); at most ``1 << isa.ACC_BITS``.
     tags : int, optional
-        Number of WAIT tag counters (``TAG_COUNTER_BITS`` each, saturating). Default 16, at
-        most ``1 << isa.TAG_BITS``.
+        Number of tag counters (``TAG_COUNTER_BITS`` each, saturating). Default ``isa.TAGS``
+        (what the functional model assumes), at most ``1 << isa.TAG_BITS``.
 
     Semantics not fixed by the ISA text
     -----------------------------------
@@ -89,13 +78,22 @@ class Core(wiring.Component):
     * REQUANT: lane ``j < C`` of ``SPM[dst + i]`` = requant(wrap(``ACC[src + i][j]`` + bias_i));
       lanes ``C ..`` of the word are written as 0. bias_i is the low ``min(word_width,
       acc_width)`` bits of ``SPM[bias + i]``, signed. Uses the SETQ registers (reset: mult=1,
-      shift=0, zp=0, full clamp range); ``zp``/``lo``/``hi`` are taken modulo ``data_width``.
+      shift=0, zp=0, full clamp range); ``zp`` is taken modulo ``data_width``, ``lo``/``hi``
+      are clamped to the ``data_width`` range by SETQ.
+    * SETQ checks ``shift <= golden.SHIFT_MAX`` and a non-empty clamp range
+      ``max(lo, -2**(dw-1)) <= min(hi, 2**(dw-1)-1)`` (``BAD_REQUANT``) and stores the clamped
+      ``lo``/``hi``.
+    * WAIT and SEND with ``tag >= tags`` fail with ``BAD_TAG``. SEND checks in the order
+      ``SPM_RANGE`` (source, destination range), ``BAD_DEST``, ``BAD_TAG``.
+    * GEMM with ``k``, ``mt`` or ``nt`` 0 and REQUANT with ``rows = 0`` do nothing (no address
+      is checked).
     * LOOP with ``count`` 0 or 1 falls through. Only one loop may be running: reaching another
       LOOP while one runs is ``LOOP_NEST``. ``target`` must be <= the LOOP's address.
     * HALT and errors leave ``pc`` at the instruction; the instruction memory after the program
       is NOP (zero) unless written, so running off the end gives ``PC_OVERFLOW``.
     * WAIT with ``count = 0`` completes at once. Tag counters saturate at ``2**16 - 1``;
-      ``tag_inc`` for a tag >= ``tags`` is ignored. Counters are not cleared by ``start``.
+      ``tag_inc`` for a tag >= ``tags`` is ignored (a SEND cannot produce one). Counters are
+      not cleared by ``start``.
 
     Cycle costs (measured in the simulator, tiny preset, no scratchpad contention)
     -------------------------------------------------------------------------------
@@ -150,9 +148,9 @@ class Core(wiring.Component):
         running; MACs performed by the PE array.
     """
 
-    def __init__(self, cfg, acc_depth=None, tags=16):
+    def __init__(self, cfg, acc_depth=isa.ACC_ROWS, tags=isa.TAGS):
         if acc_depth is None:
-            acc_depth = min(1 << isa.ACC_BITS, 256)
+            acc_depth = isa.ACC_ROWS
         for name, v, lo, hi in (("acc_depth", acc_depth, 1, 1 << isa.ACC_BITS),
                                 ("tags", tags, 1, 1 << isa.TAG_BITS)):
             if isinstance(v, bool) or not isinstance(v, int):
@@ -399,10 +397,17 @@ class Core(wiring.Component):
                             m.next = "HALTED"
                         with m.Case(Op.SETQ):
                             v = view(Op.SETQ)
-                            m.d.sync += [q.mult.eq(v.mult), q.shift.eq(v.shift),
-                                         q.zero_point.eq(v.zp.as_signed()),
-                                         q.lo.eq(v.lo.as_signed()), q.hi.eq(v.hi.as_signed())]
-                            done()
+                            dmin, dmax = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
+                            lo_s, hi_s = v.lo.as_signed(), v.hi.as_signed()
+                            lo_c = Mux(lo_s < dmin, dmin, lo_s)
+                            hi_c = Mux(hi_s > dmax, dmax, hi_s)
+                            with m.If((v.shift > golden.SHIFT_MAX) | (lo_c > hi_c)):
+                                fail(CoreError.BAD_REQUANT)
+                            with m.Else():
+                                m.d.sync += [q.mult.eq(v.mult), q.shift.eq(v.shift),
+                                             q.zero_point.eq(v.zp.as_signed()),
+                                             q.lo.eq(lo_c), q.hi.eq(hi_c)]
+                                done()
                         with m.Case(Op.DELAY):
                             v = view(Op.DELAY)
                             with m.If(v.cycles == 0):
@@ -431,7 +436,9 @@ class Core(wiring.Component):
                                 done()
                         with m.Case(Op.GEMM):
                             v = view(Op.GEMM)
-                            with m.If(((v.a + v.mt * v.k) > words) |
+                            with m.If((v.k == 0) | (v.mt == 0) | (v.nt == 0)):
+                                done()
+                            with m.Elif(((v.a + v.mt * v.k) > words) |
                                       ((v.b + v.nt * v.k) > words)):
                                 fail(CoreError.SPM_RANGE)
                             with m.Elif((v.dst + v.mt * v.nt * R) > self.acc_depth):
@@ -446,7 +453,9 @@ class Core(wiring.Component):
                                 m.next = "GEMM"
                         with m.Case(Op.REQUANT):
                             v = view(Op.REQUANT)
-                            with m.If(((v.dst + v.rows) > words) |
+                            with m.If(v.rows == 0):
+                                done()
+                            with m.Elif(((v.dst + v.rows) > words) |
                                       (v.use_bias & ((v.bias + v.rows) > words))):
                                 fail(CoreError.SPM_RANGE)
                             with m.Elif((v.src + v.rows) > self.acc_depth):
@@ -463,6 +472,8 @@ class Core(wiring.Component):
                                 fail(CoreError.SPM_RANGE)
                             with m.Elif((v.x >= cfg.mesh.cols) | (v.y >= cfg.mesh.rows)):
                                 fail(CoreError.BAD_DEST)
+                            with m.Elif(v.tag >= self.tags):
+                                fail(CoreError.BAD_TAG)
                             with m.Else():
                                 m.d.sync += [send_req.src.eq(v.src), send_req.len.eq(ln),
                                              send_req.x.eq(v.x), send_req.y.eq(v.y),

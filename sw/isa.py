@@ -12,14 +12,43 @@ import re
 
 from amaranth.lib import data
 
-__all__ = ["Op", "LAYOUTS", "INSN_BITS", "IsaError", "encode", "decode", "assemble",
-           "disassemble", "Insn"]
+__all__ = ["Op", "LAYOUTS", "INSN_BITS", "IsaError", "ErrorCode", "TAGS", "ACC_ROWS",
+           "TAG_COUNTER_BITS", "TAG_MAX", "encode", "decode", "assemble", "disassemble", "Insn"]
 
 INSN_BITS = 64
 OP_BITS = 5
 ADDR_BITS = 14        # scratchpad word address
 ACC_BITS = 10         # accumulator-memory row address
 TAG_BITS = 8
+
+#: Tag counters per core (``WAIT``/``SEND`` ``tag`` must be below this; the field has
+#: ``TAG_BITS`` bits, the hardware implements only the first ``TAGS`` counters).
+TAGS = 16
+#: Width of a tag counter; counters saturate at ``TAG_MAX``.
+TAG_COUNTER_BITS = 16
+TAG_MAX = (1 << TAG_COUNTER_BITS) - 1
+#: Accumulator-memory rows per core (addresses have ``ACC_BITS`` bits; rows ``>= ACC_ROWS``
+#: are out of range).
+ACC_ROWS = 256
+assert TAGS <= 1 << TAG_BITS and ACC_ROWS <= 1 << ACC_BITS
+
+
+class ErrorCode(enum.IntEnum):
+    """Error status of a core: the RTL core's ``error_code`` and the functional model's
+    ``CoreResult.error_code`` (``docs/isa.md``, "Errors"). The reported ``pc`` is that of the
+    faulting instruction (``cfg.core.imem_depth`` for ``PC_OVERFLOW``)."""
+    NONE = 0
+    ILLEGAL_OP = 1       # opcode not in Op
+    PC_OVERFLOW = 2      # execution ran past the last instruction-memory word (no HALT)
+    SPM_RANGE = 3        # a scratchpad range (GEMM A/B, REQUANT dst/bias, SEND src/dst) overflows
+    ACC_RANGE = 4        # an accumulator range (GEMM dst, REQUANT src) overflows ACC_ROWS
+    LOOP_TARGET = 5      # LOOP target > the LOOP's own address
+    LOOP_NEST = 6        # a LOOP reached while the LOOP at another pc is active
+    BAD_TAG = 7          # WAIT or SEND tag >= TAGS
+    BAD_GROUP = 8        # SYNC group >= cfg.sync.groups
+    BAD_DEST = 9         # SEND x >= mesh.cols or y >= mesh.rows
+    SYNC_ERROR = 10      # SYNC on a group the core is not a member of (group-sync unit error)
+    BAD_REQUANT = 11     # SETQ shift > golden.SHIFT_MAX or an empty clamp range
 
 
 class Op(enum.IntEnum):

@@ -116,8 +116,8 @@ def map_mlp(cfg: ChipConfig, layers, x, placement=None) -> Image:
         raise MappingError(f"SETQ clamps to int8: data_width {dw} > 8 is not supported")
     golden.check_range(x, dw, "x")
     L = len(layers)
-    if L >= (1 << isa.TAG_BITS):
-        raise MappingError(f"{L} layers: at most {(1 << isa.TAG_BITS) - 1} (one tag a layer)")
+    if L >= isa.TAGS:
+        raise MappingError(f"{L} layers: at most {isa.TAGS - 1} (one tag counter a layer)")
     if placement is None:
         placement = [list(range(cfg.cores))] * (L - 1) + [[0]]
     placement = [list(p) for p in placement]

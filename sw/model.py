@@ -14,6 +14,8 @@ packet takes a random ``0..n`` steps and the core order is shuffled every step. 
 program (one that only reads received data after the matching ``WAIT``) gives the same result
 under every latency and seed, which is how tests look for missing synchronisation.
 
+Errors are :class:`hasp.sw.isa.ErrorCode`, the codes of the RTL core, with the same ``pc``.
+
 Stops: all cores halted/idle/in error (``stop == "done"``); no core can make progress while
 some wait on ``WAIT``/``SYNC`` (``"deadlock"``); ``max_steps`` steps done (``"max_steps"``).
 :meth:`RunResult.report` says which core waits on what.
@@ -32,23 +34,11 @@ from .image import Image, core_name, core_xy
 __all__ = ["ErrorCode", "State", "ModelError", "CoreResult", "RunResult", "FunctionalModel",
            "run", "ACC_ROWS", "TAGS", "TAG_MAX", "Event"]
 
-ACC_ROWS = 1 << isa.ACC_BITS
-TAGS = 1 << isa.TAG_BITS
-TAG_MAX = (1 << 16) - 1
-
-
-class ErrorCode(enum.IntEnum):
-    """Error status codes of a core (``docs/isa.md``, "Errors")."""
-    ILLEGAL_INSN = 1     # undefined opcode
-    PC_RANGE = 2         # pc past the end of the program / instruction memory
-    SPM_RANGE = 3        # scratchpad address out of range (local or remote)
-    ACC_RANGE = 4        # accumulator row out of range
-    BAD_DEST = 5         # SEND to a core outside the mesh
-    SYNC_GROUP = 6       # SYNC on a group >= cfg.sync.groups
-    SYNC_MEMBER = 7      # SYNC on a group the core is not a member of
-    BAD_REQUANT = 8      # SETQ with shift > golden.SHIFT_MAX or an empty clamp range
-    BAD_LOOP = 9         # LOOP target after the LOOP, or nested loops
-    TAG_OVERFLOW = 10    # a tag counter went past 65535 (error of the receiving core)
+# One definition for the RTL and the model: hasp.sw.isa (re-exported here).
+ACC_ROWS = isa.ACC_ROWS
+TAGS = isa.TAGS
+TAG_MAX = isa.TAG_MAX
+ErrorCode = isa.ErrorCode
 
 
 class State(str, enum.Enum):
@@ -208,6 +198,9 @@ def _sext(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
+_NOP = isa.decode(0)            # instruction memory after the program: zero words = NOP
+
+
 class _Core:
     def __init__(self, cid, cfg, program, spm_init):
         self.id = cid
@@ -330,7 +323,7 @@ class FunctionalModel:
         return RunResult(self.cfg, cores, self.steps, stop, self.trace, len(self.in_flight))
 
     def _waiting_text(self, c) -> str:
-        insn = c.prog[c.pc]
+        insn = c.prog[c.pc] if c.pc < len(c.prog) else _NOP
         if c.state == State.WAIT:
             return (f"WAIT tag {insn.tag} count {insn.count} "
                     f"(counter {c.tags[insn.tag]})")
@@ -350,14 +343,16 @@ class FunctionalModel:
 
     def _execute(self, c) -> bool:
         pc = c.pc
-        if pc >= len(c.prog):
-            self._fail(c, ErrorCode.PC_RANGE,
-                       f"pc {pc} is past the end of the program ({len(c.prog)} instructions, "
-                       f"instruction memory {self.cfg.core.imem_depth}); missing HALT?")
+        depth = self.cfg.core.imem_depth
+        if pc >= depth:
+            self._fail(c, ErrorCode.PC_OVERFLOW,
+                       f"pc {pc} is past the end of instruction memory ({depth} words; the "
+                       f"program has {len(c.prog)} instructions, the words after it are NOP); "
+                       f"missing HALT?")
             return True
-        insn = c.prog[pc]
+        insn = c.prog[pc] if pc < len(c.prog) else _NOP
         if isinstance(insn, isa.IsaError):
-            self._fail(c, ErrorCode.ILLEGAL_INSN,
+            self._fail(c, ErrorCode.ILLEGAL_OP,
                        f"illegal instruction {c.words[pc]:#018x} (opcode "
                        f"{c.words[pc] & ((1 << isa.OP_BITS) - 1)}) at pc {pc}")
             return True
@@ -394,6 +389,11 @@ class FunctionalModel:
             raise _Fault(ErrorCode.ACC_RANGE,
                          f"{what} accumulator rows [{row}, {row + n}) out of range "
                          f"({ACC_ROWS} rows)")
+
+    def _tag_range(self, tag):
+        if tag >= TAGS:
+            raise _Fault(ErrorCode.BAD_TAG, f"tag {tag} out of range (a core has {TAGS} tag "
+                                            f"counters, 0..{TAGS - 1})")
 
     # ------------------------------------------------------------------ instructions
     def _nop(self, c, i):
@@ -441,11 +441,12 @@ class FunctionalModel:
         n = i.rows
         if not n:
             return c.pc + 1
-        self._acc_range("REQUANT reads", i.src, n)
         self._spm_range("REQUANT writes", i.dst, n)
-        v = c.acc[i.src:i.src + n]
         if i.use_bias:
             self._spm_range("REQUANT bias reads", i.bias, n)
+        self._acc_range("REQUANT reads", i.src, n)
+        v = c.acc[i.src:i.src + n]
+        if i.use_bias:
             bits = min(self.aw, self.ww)
             b = np.array([_sext(w, bits) for w in c.spm[i.bias:i.bias + n]], np.int64)
             v = golden.wrap(v + b[:, None], self.aw)
@@ -457,13 +458,16 @@ class FunctionalModel:
         return c.pc + 1
 
     def _send(self, c, i):
+        # the RTL core's order of checks: SPM_RANGE, BAD_DEST, BAD_TAG
         cols, rows = self.cfg.mesh.cols, self.cfg.mesh.rows
-        if i.x >= cols or i.y >= rows:
-            raise _Fault(ErrorCode.BAD_DEST,
-                         f"destination (x={i.x},y={i.y}) is outside the {cols}x{rows} mesh")
+        inside = i.x < cols and i.y < rows
         dst = i.y * cols + i.x
         self._spm_range("SEND reads", i.src, i.len)
-        self._spm_range("SEND writes", i.dst, i.len, core=dst)
+        self._spm_range("SEND writes", i.dst, i.len, core=dst if inside else None)
+        if not inside:
+            raise _Fault(ErrorCode.BAD_DEST,
+                         f"destination (x={i.x},y={i.y}) is outside the {cols}x{rows} mesh")
+        self._tag_range(i.tag)
         words = c.spm[i.src:i.src + i.len]
         c.packets_sent += 1
         c.words_sent += i.len
@@ -492,14 +496,10 @@ class FunctionalModel:
     def _write_packet(self, src, dst, addr, words, tag):
         r = self.cores[dst]
         r.spm[addr:addr + len(words)] = words
-        if r.tags[tag] == TAG_MAX:
-            if r.state != State.ERROR:
-                self._fail(r, ErrorCode.TAG_OVERFLOW,
-                           f"tag {tag} counter overflow (packet from core {src})")
-            return
-        r.tags[tag] += 1
+        r.tags[tag] = min(r.tags[tag] + 1, TAG_MAX)      # counters saturate
 
     def _wait(self, c, i):
+        self._tag_range(i.tag)
         if c.tags[i.tag] >= i.count:
             c.tags[i.tag] -= i.count
             c.state = State.RUNNING
@@ -513,12 +513,13 @@ class FunctionalModel:
     def _sync(self, c, i):
         g = i.group
         if g >= self.cfg.sync.groups:
-            raise _Fault(ErrorCode.SYNC_GROUP,
+            raise _Fault(ErrorCode.BAD_GROUP,
                          f"group {g} does not exist (the chip has {self.cfg.sync.groups} groups)")
         mask = self.groups[g]
         if not mask >> c.id & 1:
             members = [m for m in range(self.cfg.cores) if mask >> m & 1]
-            raise _Fault(ErrorCode.SYNC_MEMBER,
+            # the group-sync unit holds the core and flags it; the core stops at the SYNC
+            raise _Fault(ErrorCode.SYNC_ERROR,
                          f"core {c.id} is not a member of sync group {g} (members: "
                          f"{', '.join(map(str, members)) or 'none'})")
         self.arrived[g] |= 1 << c.id
@@ -537,9 +538,9 @@ class FunctionalModel:
 
     def _loop(self, c, i):
         if i.target > c.pc:
-            raise _Fault(ErrorCode.BAD_LOOP, f"target {i.target} is after the LOOP")
+            raise _Fault(ErrorCode.LOOP_TARGET, f"target {i.target} is after the LOOP")
         if c.loop and c.loop_pc != c.pc:
-            raise _Fault(ErrorCode.BAD_LOOP,
+            raise _Fault(ErrorCode.LOOP_NEST,
                          f"nested loop: the LOOP at pc {c.loop_pc} is still active")
         if c.loop == 0:
             c.loop, c.loop_pc = max(i.count, 1), c.pc

@@ -94,7 +94,12 @@ class RtlResult:
                 except isa.IsaError as e:
                     insn = str(e)
             if st["error"]:
-                lines.append(f"{name} pc {st['pc']}: error code {st['error_code']} ({insn})")
+                code = st["error_code"]
+                try:
+                    cname = isa.ErrorCode(code).name
+                except ValueError:
+                    cname = "unknown"
+                lines.append(f"{name} pc {st['pc']}: error code {code} {cname} ({insn})")
             elif st["running"]:
                 lines.append(f"{name} pc {st['pc']}: still running at {insn}")
         return "\n".join(lines)
@@ -114,10 +119,25 @@ def run(image: Image, backend: str = "functional", *, sim: str = "verilator",
                    readback=None if readback is None else [readback], waves=waves)[0]
 
 
+def _pad_programs(image: Image, loaded: dict) -> Image:
+    """The image to load after images that wrote ``loaded[core]`` instruction words: every
+    program padded with zeros (``NOP``) over the words an earlier image of the same simulator
+    session left behind (the reset between images keeps memories), so that, as in the ISA and
+    the functional model, the words after a program are ``NOP`` (a program without ``HALT``
+    stops with ``PC_OVERFLOW``). Updates ``loaded``."""
+    programs = {}
+    for core, prog in image.programs.items():
+        prog = list(prog)
+        programs[core] = prog + [0] * (loaded.get(core, 0) - len(prog))
+        loaded[core] = max(loaded.get(core, 0), len(prog))
+    return Image(image.cfg, programs, image.spm, image.groups, image.regions)
+
+
 def run_rtl(images, *, sim: str = "verilator", timeout_cycles: int = 200_000, readback=None,
             waves: bool | None = None) -> list[RtlResult]:
     """Run several images (same config) in one simulator session, one after the other with a
-    reset in between. ``readback[i]`` lists ``(core, addr, words)`` regions of image ``i``
+    reset in between (programs are padded with NOPs over longer earlier ones, see
+    :func:`_pad_programs`). ``readback[i]`` lists ``(core, addr, words)`` regions of image ``i``
     (default: :func:`default_readback`). Every image is validated before anything is loaded."""
     from hasp.verif import runner
     images = list(images)
@@ -139,9 +159,10 @@ def run_rtl(images, *, sim: str = "verilator", timeout_cycles: int = 200_000, re
     b = runner.build("chip", cfg, sim, waves=waves)
     with tempfile.TemporaryDirectory(prefix="hasp-image-") as tmp:
         jobs = []
+        loaded = {}                 # core -> instruction-memory words written so far
         for i, (image, regions) in enumerate(zip(images, regions_all)):
             path = Path(tmp) / f"image{i}.json"
-            image.save(path)
+            _pad_programs(image, loaded).save(path)
             jobs.append({"image": str(path), "readback": regions,
                          "timeout_cycles": timeout_cycles})
         out = runner.run(b, "hasp.verif.tb.chip", "run_images", name="runtime",

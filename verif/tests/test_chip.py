@@ -123,8 +123,59 @@ def test_watchdog_and_errors(simulator):
     assert ri.stop == "done" and not ri.ok
     st = ri.cores[0]["status"]
     assert st["error"] == 1 and st["error_code"] == 1 and st["pc"] == 1   # ILLEGAL_OP at pc 1
-    assert "core 0 (x=0,y=0) pc 1: error code 1" in ri.report()
+    assert "core 0 (x=0,y=0) pc 1: error code 1 ILLEGAL_OP" in ri.report()
     assert ri.cores[1]["status"]["halted"] == 1
+
+
+ILLEGAL_WORD = 31 | (1 << 40)         # opcode 31 is not an instruction
+DEPTH = TINY.core.imem_depth             # 256
+# (name, core-0 program, groups, expected code name, its hardware number, expected pc):
+# expectations written from docs/isa.md, not read from the model or the RTL.
+ERROR_CASES = [
+    ("illegal", [isa.encode("NOP"), ILLEGAL_WORD, isa.encode("HALT")], [],
+     "ILLEGAL_OP", 1, 1),
+    ("spm_range", "NOP\nGEMM a=1020 b=0 k=4 mt=2 nt=1\nHALT", [], "SPM_RANGE", 3, 1),
+    ("acc_range", "GEMM a=0 b=0 k=4 mt=2 nt=2 dst=244\nHALT", [], "ACC_RANGE", 4, 0),
+    ("wait_tag", "NOP\nNOP\nWAIT tag=16 count=0\nHALT", [], "BAD_TAG", 7, 2),
+    ("send_tag", "NOP\nSEND src=0 len=1 x=1 y=0 dst=0 tag=16\nHALT", [], "BAD_TAG", 7, 1),
+    ("group", "SYNC group=4\nHALT", [], "BAD_GROUP", 8, 0),
+    ("dest", "SEND src=0 len=1 x=0 y=2 dst=0 tag=1\nHALT", [], "BAD_DEST", 9, 0),
+    ("requant_shift", "SETQ mult=1 shift=48\nHALT", [], "BAD_REQUANT", 11, 0),
+    ("requant_clamp", "NOP\nSETQ mult=1 lo=20 hi=-20\nHALT", [], "BAD_REQUANT", 11, 1),
+    # group 1 = cores 1 and 2: core 0 is not a member
+    ("sync_member", "NOP\nSYNC group=1\nHALT", [0b1111, 0b0110], "SYNC_ERROR", 10, 1),
+    # no HALT, and shorter than the earlier images' core-0 programs: the words after it are
+    # NOP up to the end of instruction memory
+    ("pc_overflow", "NOP\nNOP", [], "PC_OVERFLOW", 2, DEPTH),
+]
+
+
+def test_error_codes_match_model(simulator):
+    """One small faulty program per error code on core 0 (core 1 runs a good program): the
+    RTL core's error code and pc, read by the host, equal the functional model's and the
+    documented code; the other core is not disturbed."""
+    images = []
+    for _, prog, groups, _, _, _ in ERROR_CASES:
+        if isinstance(prog, str):
+            prog = isa.assemble(prog)
+        images.append(Image(TINY, programs={0: prog, 1: isa.assemble("NOP\nNOP\nHALT")},
+                            groups=groups))
+    results = runtime.run_rtl(images, sim=simulator, timeout_cycles=20_000)
+    for (name, _, _, code_name, number, pc), img, r in zip(ERROR_CASES, images, results):
+        f = runtime.run(img)
+        fc = f.cores[0]
+        assert fc.state == "error", (name, f.report())
+        assert int(fc.error_code) == number and fc.error_code.name == code_name, \
+            (name, f.report())
+        assert fc.pc == pc, (name, f.report())
+        assert r.stop == "done" and not r.ok, (name, r.report())
+        st = r.cores[0]["status"]
+        assert st["error"] == 1 and not st["halted"] and not st["running"], (name, r.report())
+        assert (st["error_code"], st["pc"]) == (int(fc.error_code), fc.pc), (name, r.report())
+        assert isa.ErrorCode(st["error_code"]).name == code_name
+        assert f"core 0 (x=0,y=0) pc {pc}: error code {number} {code_name}" in r.report()
+        assert r.cores[1]["status"]["halted"] == 1 and not r.cores[1]["status"]["error"]
+        assert f.cores[1].state == "halted" and r.cores[1]["status"]["pc"] == f.cores[1].pc == 2
 
 
 def test_image_too_large_is_refused_before_loading():

@@ -8,6 +8,7 @@ import pytest
 
 from hasp.config import preset
 from hasp.hw.core import Core, CoreError
+from hasp.sw.isa import ErrorCode
 from hasp.sw import golden, isa
 from hasp.verif.amaranth_sim import run_sim
 
@@ -263,17 +264,34 @@ ILLEGAL = 31
 
 
 @pytest.mark.parametrize("program,code,pc", [
-    (["NOP", "NOP", ILLEGAL, "HALT"], CoreError.ILLEGAL_OP, 2),
-    (["NOP"], CoreError.PC_OVERFLOW, CFG.core.imem_depth),   # imem is zero = NOP after it
-    (["NOP", f"GEMM a={CFG.spm.words - 8} b=0 k=4 mt=3 nt=1"], CoreError.SPM_RANGE, 1),
-    (["GEMM a=0 b=0 k=4 mt=2 nt=2 dst=250"], CoreError.ACC_RANGE, 0),
-    (["REQUANT src=0 dst=0 rows=4 bias=1022 use_bias=1"], CoreError.SPM_RANGE, 0),
-    (["NOP", "LOOP target=3 count=2", "NOP", "HALT"], CoreError.LOOP_TARGET, 1),
+    (["NOP", "NOP", ILLEGAL, "HALT"], ErrorCode.ILLEGAL_OP, 2),
+    (["NOP"], ErrorCode.PC_OVERFLOW, CFG.core.imem_depth),   # imem is zero = NOP after it
+    (["NOP", f"GEMM a={CFG.spm.words - 8} b=0 k=4 mt=3 nt=1"], ErrorCode.SPM_RANGE, 1),
+    (["GEMM a=0 b=0 k=4 mt=2 nt=2 dst=250"], ErrorCode.ACC_RANGE, 0),
+    (["REQUANT src=0 dst=0 rows=4 bias=1022 use_bias=1"], ErrorCode.SPM_RANGE, 0),
+    (["NOP", "LOOP target=3 count=2", "NOP", "HALT"], ErrorCode.LOOP_TARGET, 1),
     # The outer LOOP (pc 2) is running when the inner one (pc 1) is reached again.
-    (["L: NOP", "LOOP target=L count=2", "LOOP target=L count=2", "HALT"], CoreError.LOOP_NEST, 1),
-    (["WAIT tag=200 count=1"], CoreError.BAD_TAG, 0),
-    (["NOP", "SYNC group=9"], CoreError.BAD_GROUP, 1),
-    (["SEND x=5 y=0"], CoreError.BAD_DEST, 0),
+    (["L: NOP", "LOOP target=L count=2", "LOOP target=L count=2", "HALT"], ErrorCode.LOOP_NEST, 1),
+    (["WAIT tag=200 count=1"], ErrorCode.BAD_TAG, 0),
+    (["NOP", "SYNC group=9"], ErrorCode.BAD_GROUP, 1),
+    (["SEND x=5 y=0"], ErrorCode.BAD_DEST, 0),
+    # SEND checks: scratchpad ranges, then the destination, then the tag
+    (["NOP", "SEND src=1020 len=8 x=1 y=0 tag=16"], ErrorCode.SPM_RANGE, 1),
+    (["SEND x=1 y=2 tag=16"], ErrorCode.BAD_DEST, 0),
+    (["NOP", "SEND x=1 y=1 tag=16"], ErrorCode.BAD_TAG, 1),
+    (["SEND x=0 y=0 tag=255"], ErrorCode.BAD_TAG, 0),
+    (["WAIT tag=16 count=0"], ErrorCode.BAD_TAG, 0),
+    (["SETQ mult=1 shift=48"], ErrorCode.BAD_REQUANT, 0),
+    (["NOP", "SETQ mult=1 shift=63"], ErrorCode.BAD_REQUANT, 1),
+    (["SETQ mult=1 lo=10 hi=5"], ErrorCode.BAD_REQUANT, 0),
+    (["SETQ mult=1 shift=47 lo=5 hi=5", "NOP"], ErrorCode.PC_OVERFLOW, CFG.core.imem_depth),
+    # both ranges bad: the scratchpad is checked first
+    (["REQUANT src=250 dst=1020 rows=8"], ErrorCode.SPM_RANGE, 0),
+    (["REQUANT src=250 dst=0 rows=8"], ErrorCode.ACC_RANGE, 0),
+    # empty GEMM / REQUANT: no address is checked (they run, then the program runs off the end)
+    (["GEMM a=16000 b=16000 k=0 mt=1 nt=1 dst=1000", "GEMM a=16000 b=0 k=4 mt=0 nt=1 dst=1000",
+      "GEMM a=0 b=16000 k=4 mt=1 nt=0 dst=1000", "REQUANT src=1000 dst=16000 rows=0"],
+     ErrorCode.PC_OVERFLOW, CFG.core.imem_depth),
 ])
 def test_errors(program, code, pc):
     if all(isinstance(w, str) for w in program):
@@ -360,7 +378,7 @@ def test_sync_handshake_and_error():
         assert ctx.get(dut.sync_arrive) and ctx.get(dut.sync_group) == 1
         await pulse(ctx, (dut.sync_error, 1))
         await ctx.tick()
-        assert ctx.get(dut.error) and ctx.get(dut.error_code) == CoreError.SYNC_ERROR
+        assert ctx.get(dut.error) and ctx.get(dut.error_code) == ErrorCode.SYNC_ERROR
         assert ctx.get(dut.pc) == 0 and not ctx.get(dut.sync_arrive)
         # sync_error during a DELAY: stop at the next instruction boundary (pc 1).
         await load(ctx, dut, "DELAY cycles=20\nNOP\nHALT")
@@ -368,7 +386,7 @@ def test_sync_handshake_and_error():
         await ctx.tick().repeat(5)
         await pulse(ctx, (dut.sync_error, 1))
         await ctx.tick().repeat(30)
-        assert ctx.get(dut.error) and ctx.get(dut.error_code) == CoreError.SYNC_ERROR
+        assert ctx.get(dut.error) and ctx.get(dut.error_code) == ErrorCode.SYNC_ERROR
         assert ctx.get(dut.pc) == 1
     simulate(tb)
 
@@ -403,6 +421,28 @@ def test_send_request():
         assert ctx.get(dut.halted) and ctx.get(dut.pc) == 3
         assert ctx.get(dut.perf_net) >= 2 * 14
     simulate(tb)
+
+
+def test_error_codes_and_sizes_are_the_isa_ones():
+    assert CoreError is isa.ErrorCode
+    core = Core(CFG)
+    assert (core.tags, core.acc_depth) == (isa.TAGS, isa.ACC_ROWS) == (16, 256)
+
+
+def test_setq_clamps_lo_hi_to_the_data_range():
+    # dw = 4: lo=-100 -> -8, hi=100 -> 7 (golden clamp), not taken modulo 16
+    cfg = CFG.replace(pe={"data_width": 4, "acc_width": 16})
+
+    async def tb(ctx, dut):
+        await load(ctx, dut, "SETQ mult=1 lo=-100 hi=100\nHALT")
+        await run(ctx, dut)
+        assert ctx.get(dut.halted)
+        q = ctx.get(dut.vector.params)
+        assert (int(q.lo), int(q.hi)) == (-8, 7)
+        await load(ctx, dut, "SETQ mult=1 lo=8 hi=100\nHALT")     # max(8, -8) > min(100, 7)
+        await run(ctx, dut)
+        assert ctx.get(dut.error) and ctx.get(dut.error_code) == ErrorCode.BAD_REQUANT
+    simulate(tb, Core(cfg))
 
 
 def test_validates():

@@ -152,6 +152,43 @@ def test_decode_illegal_opcode(opcode):
         isa.decode(opcode | (0xABC << 20))
 
 
+# --------------------------------------------------------------------------- error codes
+# The hardware numbering (hasp.hw.core's error_code), written out here, not read from isa.
+EXPECTED_ERRORS = {"NONE": 0, "ILLEGAL_OP": 1, "PC_OVERFLOW": 2, "SPM_RANGE": 3, "ACC_RANGE": 4,
+                   "LOOP_TARGET": 5, "LOOP_NEST": 6, "BAD_TAG": 7, "BAD_GROUP": 8,
+                   "BAD_DEST": 9, "SYNC_ERROR": 10, "BAD_REQUANT": 11}
+
+
+def test_error_codes():
+    assert {e.name: int(e) for e in isa.ErrorCode} == EXPECTED_ERRORS
+    from hasp.hw import core
+    from hasp.sw import model
+    assert core.CoreError is isa.ErrorCode and model.ErrorCode is isa.ErrorCode
+    assert max(isa.ErrorCode) < 1 << core.ERROR_CODE_BITS
+
+
+def test_sizes_fit_the_fields():
+    assert isa.TAGS == 16 and isa.ACC_ROWS == 256 and isa.TAG_MAX == 65535
+    tag_w = dict(isa.LAYOUTS[isa.Op.WAIT])["tag"].width
+    assert dict(isa.LAYOUTS[isa.Op.SEND])["tag"].width == tag_w
+    assert isa.TAGS <= 1 << tag_w
+    for op, name in ((isa.Op.GEMM, "dst"), (isa.Op.REQUANT, "src")):
+        assert isa.ACC_ROWS <= 1 << dict(isa.LAYOUTS[op])[name].width
+
+
+def test_doc_error_table_matches_codes():
+    text = DOC.read_text()
+    section = text[text.index("## Errors"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = re.findall(r"^\| (\d+) \| `(\w+)` \|", section, re.M)
+    assert [(int(c), n) for c, n in rows] == \
+        [(v, n) for n, v in EXPECTED_ERRORS.items() if v], rows
+    # no retired names left anywhere in the document
+    for old in ("ILLEGAL_INSN", "PC_RANGE", "SYNC_GROUP", "SYNC_MEMBER", "BAD_LOOP",
+                "TAG_OVERFLOW"):
+        assert old not in text, old
+
+
 # --------------------------------------------------------------------------- assembler
 def test_assembler_labels_and_comments():
     words = isa.assemble("""

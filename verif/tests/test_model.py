@@ -332,24 +332,35 @@ def test_bad_loops_refused(text, match):
 
 
 # --------------------------------------------------------------------------- errors
+DEPTH = TINY.core.imem_depth    # 256
 ERRORS = [
-    ("NOP\nNOP", ErrorCode.PC_RANGE, 2, "past the end of the program"),
-    (None, ErrorCode.ILLEGAL_INSN, 1, "illegal instruction"),
+    # no HALT: the words after the program are NOP (0) up to the end of instruction memory
+    ("NOP\nNOP", ErrorCode.PC_OVERFLOW, DEPTH, "past the end of instruction memory"),
+    (None, ErrorCode.ILLEGAL_OP, 1, "illegal instruction"),
     ("GEMM a=1020 b=0 k=4 mt=2 nt=1\nHALT", ErrorCode.SPM_RANGE, 0, r"spm words \[1020, 1028\)"),
     ("GEMM a=0 b=1021 k=4 mt=1 nt=1\nHALT", ErrorCode.SPM_RANGE, 0, "GEMM B reads"),
-    ("NOP\nGEMM a=0 b=0 k=4 mt=2 nt=2 dst=1010\nHALT", ErrorCode.ACC_RANGE, 1,
-     r"accumulator rows \[1010, 1026\)"),
-    ("REQUANT src=1020 dst=0 rows=5\nHALT", ErrorCode.ACC_RANGE, 0, "REQUANT reads"),
+    # 256 accumulator rows: [244, 260) overflows by 4 rows, [240, 256) just fits (below)
+    ("NOP\nGEMM a=0 b=0 k=4 mt=2 nt=2 dst=244\nHALT", ErrorCode.ACC_RANGE, 1,
+     r"accumulator rows \[244, 260\) out of range \(256 rows\)"),
+    ("REQUANT src=252 dst=0 rows=5\nHALT", ErrorCode.ACC_RANGE, 0, "REQUANT reads"),
     ("REQUANT src=0 dst=1023 rows=2\nHALT", ErrorCode.SPM_RANGE, 0, "REQUANT writes"),
     ("REQUANT src=0 dst=0 rows=2 bias=1023 use_bias=1\nHALT", ErrorCode.SPM_RANGE, 0, "bias"),
+    # both ranges bad: the scratchpad is checked first (the RTL's order)
+    ("REQUANT src=1000 dst=1023 rows=2\nHALT", ErrorCode.SPM_RANGE, 0, "REQUANT writes"),
     ("SEND src=1000 len=30 x=1 y=0 dst=0\nHALT", ErrorCode.SPM_RANGE, 0, "SEND reads"),
     ("SEND src=0 len=30 x=1 y=0 dst=1000\nHALT", ErrorCode.SPM_RANGE, 0, "of core 1 out of range"),
+    ("SEND src=1000 len=30 x=2 y=0 dst=0 tag=16\nHALT", ErrorCode.SPM_RANGE, 0, "SEND reads"),
     ("SEND src=0 len=1 x=2 y=0 dst=0\nHALT", ErrorCode.BAD_DEST, 0, r"\(x=2,y=0\) is outside the 2x2 mesh"),
     ("SEND src=0 len=1 x=0 y=5 dst=0\nHALT", ErrorCode.BAD_DEST, 0, "outside"),
-    ("SYNC group=1\nHALT", ErrorCode.SYNC_MEMBER, 0,
+    ("SEND src=0 len=1 x=0 y=5 dst=0 tag=200\nHALT", ErrorCode.BAD_DEST, 0, "outside"),
+    ("SEND src=0 len=1 x=1 y=0 dst=0 tag=16\nHALT", ErrorCode.BAD_TAG, 0,
+     r"tag 16 out of range \(a core has 16 tag counters"),
+    ("NOP\nWAIT tag=16 count=0\nHALT", ErrorCode.BAD_TAG, 1, "tag 16 out of range"),
+    ("WAIT tag=255 count=1\nHALT", ErrorCode.BAD_TAG, 0, "tag 255"),
+    ("SYNC group=1\nHALT", ErrorCode.SYNC_ERROR, 0,
      r"core 0 is not a member of sync group 1 \(members: 1, 2\)"),
-    ("SYNC group=3\nHALT", ErrorCode.SYNC_MEMBER, 0, r"members: none"),
-    ("SYNC group=4\nHALT", ErrorCode.SYNC_GROUP, 0, r"group 4 does not exist \(the chip has 4"),
+    ("SYNC group=3\nHALT", ErrorCode.SYNC_ERROR, 0, r"members: none"),
+    ("SYNC group=4\nHALT", ErrorCode.BAD_GROUP, 0, r"group 4 does not exist \(the chip has 4"),
     ("SETQ mult=1 shift=48\nHALT", ErrorCode.BAD_REQUANT, 0, "shift 48 > 47"),
     ("SETQ mult=1 lo=10 hi=5\nHALT", ErrorCode.BAD_REQUANT, 0, "empty clamp range"),
 ]
@@ -375,18 +386,68 @@ def test_errors_stop_the_core(text, code, pc, match):
 def test_error_report_names_illegal_instruction():
     img = make_image(programs={2: [isa.encode("NOP"), isa.encode("NOP"), 0x1F]})
     res = run(img)
-    assert "core 2 (x=0,y=1) pc 2: error ILLEGAL_INSN (1): illegal instruction " \
+    assert "core 2 (x=0,y=1) pc 2: error ILLEGAL_OP (1): illegal instruction " \
            "0x000000000000001f (opcode 31) at pc 2" in res.report()
 
 
-def test_tag_counter_overflow_is_receiver_error():
+def test_error_codes_are_the_isa_codes():
+    # one definition: the model's codes are hasp.sw.isa.ErrorCode (the RTL core's numbering)
+    assert ErrorCode is isa.ErrorCode
+    assert [(e.name, e.value) for e in ErrorCode] == [
+        ("NONE", 0), ("ILLEGAL_OP", 1), ("PC_OVERFLOW", 2), ("SPM_RANGE", 3), ("ACC_RANGE", 4),
+        ("LOOP_TARGET", 5), ("LOOP_NEST", 6), ("BAD_TAG", 7), ("BAD_GROUP", 8), ("BAD_DEST", 9),
+        ("SYNC_ERROR", 10), ("BAD_REQUANT", 11)]
+    assert (isa.TAGS, isa.ACC_ROWS) == (16, 256)
+    res = run(make_image(programs={0: "HALT"}))
+    assert res.cores[0].acc.shape == (256, TINY.pe.cols) and len(res.cores[0].tags) == 16
+
+
+def test_last_tag_and_last_acc_rows_are_usable():
+    res = run(make_image(programs={
+        0: "SEND src=0 len=1 x=0 y=0 dst=5 tag=15\nWAIT tag=15 count=1\n"
+           "GEMM a=0 b=0 k=1 mt=2 nt=2 dst=240\nREQUANT src=255 dst=9 rows=1\nHALT"},
+        spm={0: {0: pack([1, 2, 3, 4]), 1: pack([1, 2, 3, 4])}}))
+    assert res.ok, res.report()
+    # tile (mi=1, nj=1) row 3 = lane 3 of A times B row: 4 * [1, 2, 3, 4]
+    assert list(res.cores[0].acc[255]) == [4, 8, 12, 16]
+    assert unpack(res.cores[0].spm[9], 4) == [4, 8, 12, 16]
+
+
+def test_running_past_the_program_executes_nops():
+    res = run(make_image(programs={0: "NOP\nNOP\nNOP", 1: "HALT"}))
+    c0 = res.cores[0]
+    assert c0.state == State.ERROR and c0.error_code == ErrorCode.PC_OVERFLOW
+    assert c0.pc == TINY.core.imem_depth
+    assert c0.instructions == TINY.core.imem_depth      # 3 NOPs + 253 zero words
+    assert "missing HALT" in c0.error
+
+
+def test_tag_counter_saturates():
     res = run(make_image(programs={
         0: "top: SEND src=0 len=1 x=1 y=0 dst=0 tag=2\nLOOP target=top count=65535\n"
-           "SEND src=0 len=1 x=1 y=0 dst=0 tag=2\nHALT",
-        1: "WAIT tag=2 count=0\nHALT"}), max_steps=200_000)
-    assert res.cores[0].state == State.HALTED
-    assert res.cores[1].state == State.ERROR and res.cores[1].error_code == ErrorCode.TAG_OVERFLOW
-    assert res.cores[1].tags[2] == 65535
+           "SEND src=0 len=1 x=1 y=0 dst=0 tag=2\nSEND src=0 len=1 x=1 y=0 dst=0 tag=3\nHALT",
+        1: "WAIT tag=3 count=1\nWAIT tag=2 count=65535\nHALT"}), max_steps=200_000)
+    # 65536 packets on tag 2: the counter stops at 65535 (no error), WAIT takes them all
+    assert res.ok, res.report()
+    assert res.cores[0].packets_sent == 65537
+    assert res.cores[1].tags[2] == 0 and res.cores[1].tags[3] == 0
+
+
+@pytest.mark.parametrize("text,code,pc", [
+    ("NOP\nLOOP target=3 count=2\nNOP\nHALT", ErrorCode.LOOP_TARGET, 1),
+    # the outer LOOP (pc 2) is active when the inner one (pc 1) is reached again
+    ("L: NOP\nLOOP target=L count=2\nLOOP target=L count=2\nHALT", ErrorCode.LOOP_NEST, 1),
+])
+def test_bad_loops_at_run_time(monkeypatch, text, code, pc):
+    # Image.validate refuses these statically; bypass it to check the run-time codes (the
+    # RTL core's, verif/tests/test_core.py::test_errors)
+    img = make_image(programs={0: text})
+    with pytest.raises(ImageError):
+        img.validate()
+    monkeypatch.setattr(Image, "validate", lambda self: self)
+    res = run(img)
+    c0 = res.cores[0]
+    assert c0.state == State.ERROR and c0.error_code == code and c0.pc == pc, res.report()
 
 
 # --------------------------------------------------------------------------- watchdog
@@ -594,4 +655,4 @@ def test_sync_group0_is_every_core_by_default():
     assert "SYNC group 0 (waiting for cores 2; core 2 idle)" in res.report()
     # group 1 has no members by default
     res = run(make_image(programs={0: "SYNC group=1\nHALT"}))
-    assert res.cores[0].error_code == ErrorCode.SYNC_MEMBER
+    assert res.cores[0].error_code == ErrorCode.SYNC_ERROR

@@ -81,6 +81,7 @@ class Chip(wiring.Component):
             wiring.connect(m, ni.spm_rd, core.spm_rd)
             wiring.connect(m, ni.spm_wr, core.spm_wr)
             wiring.connect(m, ni.imem_wr, core.imem_wr)
+            wiring.connect(m, ni.imem_rd, core.imem_rd)
 
             m.d.comb += [
                 gsu.arrive[i].eq(core.sync_arrive), gsu.arrive_group[i].eq(core.sync_group),

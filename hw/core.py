@@ -14,7 +14,7 @@ from .pe_array import COUNTER_WIDTH
 from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature
 from .vector import VectorUnit, vector_params_layout
 
-__all__ = ["Core", "CoreError", "ImemWriteSignature", "TagIncSignature", "send_layout",
+__all__ = ["Core", "CoreError", "ImemWriteSignature", "ImemReadSignature", "TagIncSignature", "send_layout",
            "ERROR_CODE_BITS", "TAG_COUNTER_BITS"]
 
 ERROR_CODE_BITS = 4
@@ -32,6 +32,14 @@ class ImemWriteSignature(wiring.Signature):
     ``en`` out. Always accepted (one write per cycle)."""
     def __init__(self, depth):
         super().__init__({"addr": Out(range(depth)), "data": Out(isa.INSN_BITS), "en": Out(1)})
+
+
+class ImemReadSignature(wiring.Signature):
+    """Instruction-memory read port, from the reader's side: ``addr``, ``en`` out; ``data``
+    (64 bits) in, valid the cycle after ``en`` (a second read port of the memory: always
+    served, independent of the sequencer)."""
+    def __init__(self, depth):
+        super().__init__({"addr": Out(range(depth)), "en": Out(1), "data": In(isa.INSN_BITS)})
 
 
 class TagIncSignature(wiring.Signature):
@@ -112,6 +120,8 @@ class Core(wiring.Component):
     -----
     imem_wr : In(ImemWriteSignature(cfg.core.imem_depth))
         Program loading (any time; the sequencer reads the instruction memory).
+    imem_rd : In(ImemReadSignature(cfg.core.imem_depth))
+        Instruction-memory read (host read-back), data one cycle after ``en``.
     spm_rd : In(ReadPortSignature(spm_addr_width, cfg.word_width))
         External scratchpad read (network interface / host), lowest priority: ``ready`` low
         while the GEMM engine or REQUANT's bias read uses the same bank.
@@ -171,6 +181,7 @@ class Core(wiring.Component):
         depth = cfg.core.imem_depth
         super().__init__({
             "imem_wr": In(ImemWriteSignature(depth)),
+            "imem_rd": In(ImemReadSignature(depth)),
             "spm_rd": In(ReadPortSignature(aw, cfg.word_width)),
             "spm_wr": In(WritePortSignature(aw, cfg.word_width)),
             "start": In(1),
@@ -205,6 +216,9 @@ class Core(wiring.Component):
         # ---- Instruction memory ------------------------------------------------------------
         m.submodules.imem = imem = memory.Memory(shape=isa.INSN_BITS, depth=depth, init=[])
         iwp, irp = imem.write_port(), imem.read_port()
+        xrp = imem.read_port()            # the network interface's (host) reads
+        m.d.comb += [xrp.addr.eq(self.imem_rd.addr), xrp.en.eq(self.imem_rd.en),
+                     self.imem_rd.data.eq(xrp.data)]
         m.d.comb += [iwp.addr.eq(self.imem_wr.addr), iwp.data.eq(self.imem_wr.data),
                      iwp.en.eq(self.imem_wr.en)]
         pc = Signal(range(depth + 1), name="pc_r")

@@ -219,11 +219,11 @@ class HostInterface(wiring.Component):
     ``(x, y) = (core % cols, core // cols)`` and answers OKAY once the body flit is accepted.
     The word is ``wdata | DATA1 << 32 | DATA2 << 64 | DATA3 << 96`` truncated to the word
     width (``cfg.word_width`` for the scratchpad, ``isa.INSN_BITS`` for instructions). A read of
-    the scratchpad sends a ``READ_REQ`` (length 1, ``src_host = 1``, a rolling 8-bit tag) and
-    waits for the ``READ_RESP`` with that tag on ``resp_in``; it answers bits [31:0] and latches
-    bits [127:32] into DATA1..3. ``resp_in`` is always ready; flits of other packets (wrong type
-    or tag, late responses) are drained and dropped. A read of instruction memory answers
-    SLVERR. If the head flit is not accepted, or the READ_RESP does not arrive, within
+    the scratchpad sends a ``READ_REQ`` (of instruction memory: an ``IMEM_READ``; length 1,
+    ``src_host = 1``, a rolling 8-bit tag) and waits for the ``READ_RESP`` with that tag on
+    ``resp_in``; it answers bits [31:0] and latches bits [127:32] into DATA1..3. ``resp_in`` is
+    always ready; flits of other packets (wrong type or tag, late responses) are drained and
+    dropped. If the head flit is not accepted, or the READ_RESP does not arrive, within
     ``timeout`` cycles the access answers SLVERR (a write's body flit always follows its
     accepted head).
 
@@ -495,7 +495,8 @@ class HostInterface(wiring.Component):
             m.d.comb += [payload.data.eq(p_word), payload.last.eq(1)]
         with m.Else():
             m.d.comb += [payload.data.eq(header.as_value()),
-                         payload.last.eq(p_type == PacketType.READ_REQ)]
+                         payload.last.eq((p_type == PacketType.READ_REQ) |
+                                         (p_type == PacketType.IMEM_READ))]
 
         # Response sink: always drain.
         m.d.comb += self.resp_in.ready.eq(1)
@@ -530,13 +531,12 @@ class HostInterface(wiring.Component):
                 with m.If(rd_pending & (prefer_read | ~wr_pending)):
                     m.d.sync += prefer_read.eq(0)
                     with m.If(ra["is_win"]):
-                        with m.If(ra["wmem"] == int(Mem.SPM)):
-                            m.d.sync += [p_core.eq(ra["wcore"]), p_type.eq(PacketType.READ_REQ),
-                                         p_tag.eq(rd_tag + 1), rd_tag.eq(rd_tag + 1),
-                                         p_addr.eq(ra["wword"])]
-                            m.next = "RD_HEAD"
-                        with m.Else():
-                            respond_r(int(Resp.SLVERR))
+                        m.d.sync += [p_core.eq(ra["wcore"]),
+                                     p_type.eq(Mux(ra["wmem"], PacketType.IMEM_READ,
+                                                   PacketType.READ_REQ)),
+                                     p_tag.eq(rd_tag + 1), rd_tag.eq(rd_tag + 1),
+                                     p_addr.eq(ra["wword"])]
+                        m.next = "RD_HEAD"
                     with m.Elif(rd_ok):
                         respond_r(int(Resp.OKAY), rd_val)
                         with m.If(ra["low"] & (ra["woff"] == Reg.CYCLES_LO >> 2)):
@@ -620,7 +620,8 @@ class HostInterface(wiring.Component):
                 m.d.sync += timer.eq(timer + 1)
                 with m.If(got):
                     word = Signal(WIDE_BITS, name="resp_word")
-                    m.d.comb += word.eq(rin.data[:min(ww, WIDE_BITS)])
+                    # A scratchpad word or a 64-bit instruction, zero-extended in the flit.
+                    m.d.comb += word.eq(rin.data[:min(len(rin.data), WIDE_BITS)])
                     respond_r(int(Resp.OKAY), word[:32])
                     m.d.sync += [Cat(*data_regs).eq(word[32:]), waiting.eq(0)]
                     m.next = "IDLE"

@@ -4,7 +4,8 @@ from amaranth import Module, Signal, Mux
 from amaranth.lib import wiring, stream, data, fifo
 from amaranth.lib.wiring import In, Out
 
-from .core import ImemWriteSignature, TagIncSignature, send_layout
+from .core import ImemReadSignature, ImemWriteSignature, TagIncSignature, send_layout
+from hasp.sw import isa
 from .packet import PacketFormat, PacketType
 from .scratchpad import ReadPortSignature, WritePortSignature
 
@@ -22,9 +23,10 @@ class NetworkInterface(wiring.Component):
     Ingress (request network): ``WRITE`` bodies go to ``spm_wr`` at ``address + i``; when the
     tail word is written and the packet came from a core (``src_host = 0``) the tag counter
     ``tag`` is incremented (``tag_inc``), so a counted packet's data is always in place.
-    ``IMEM_WRITE`` bodies go to ``imem_wr``. A ``READ_REQ`` is latched (one outstanding: the
-    host interface issues one read at a time) and never blocks the ingress, so the request
-    network always drains into the core: see ``docs/noc.md`` for the deadlock argument.
+    ``IMEM_WRITE`` bodies go to ``imem_wr``. A ``READ_REQ`` (scratchpad) or ``IMEM_READ``
+    (instruction memory, through ``imem_rd``) is latched (one outstanding: the host interface
+    issues one read at a time) and never blocks the ingress, so the request network always
+    drains into the core: see ``docs/noc.md`` for the deadlock argument.
     Unknown packet types are consumed and flagged on ``error`` (sticky).
 
     Ports
@@ -37,7 +39,8 @@ class NetworkInterface(wiring.Component):
         From/to the core: accepted when the packet starts, ``send_done`` pulses when its tail
         flit has left.
     tag_inc : Out(TagIncSignature), spm_rd : Out(ReadPortSignature), spm_wr :
-    Out(WritePortSignature), imem_wr : Out(ImemWriteSignature)
+    Out(WritePortSignature), imem_wr : Out(ImemWriteSignature), imem_rd :
+    Out(ImemReadSignature)
         To the core.
     error : Out(1)
         Sticky: an unexpected packet type arrived.
@@ -57,6 +60,7 @@ class NetworkInterface(wiring.Component):
             "spm_rd": Out(ReadPortSignature(aw, cfg.word_width)),
             "spm_wr": Out(WritePortSignature(aw, cfg.word_width)),
             "imem_wr": Out(ImemWriteSignature(cfg.core.imem_depth)),
+            "imem_rd": Out(ImemReadSignature(cfg.core.imem_depth)),
             "error": Out(1),
         })
 
@@ -81,11 +85,12 @@ class NetworkInterface(wiring.Component):
         ]
         with m.FSM(name="ingress"):
             with m.State("HEAD"):
-                m.d.comb += inp.ready.eq(~(rd_pending & (head.type == PacketType.READ_REQ)))
+                is_read = (head.type == PacketType.READ_REQ) | (head.type == PacketType.IMEM_READ)
+                m.d.comb += inp.ready.eq(~(rd_pending & is_read))
                 with m.If(inp.valid & inp.ready):
                     m.d.sync += [cur.eq(head), idx.eq(0)]
                     with m.Switch(head.type):
-                        with m.Case(PacketType.READ_REQ):
+                        with m.Case(PacketType.READ_REQ, PacketType.IMEM_READ):
                             m.d.sync += [rd_pending.eq(1), rd_hdr.eq(head)]
                         with m.Case(PacketType.WRITE, PacketType.IMEM_WRITE):
                             with m.If(~inp.payload.last):
@@ -117,11 +122,13 @@ class NetworkInterface(wiring.Component):
         job_resp = Signal(name="eg_resp")          # READ_RESP on the response network
         job_dx = Signal.like(inp.payload.dst_x, name="eg_dst_x")
         job_dy = Signal.like(inp.payload.dst_y, name="eg_dst_y")
-        rd_addr = Signal.like(self.spm_rd.addr, name="eg_rd_addr")
+        rd_addr = Signal(max(len(self.spm_rd.addr), len(self.imem_rd.addr)), name="eg_rd_addr")
+        rd_imem = Signal(name="eg_rd_imem")        # the job reads instruction memory
         rd_left = Signal(range(257), name="eg_rd_left")
         out_left = Signal(range(257), name="eg_out_left")
         inflight = Signal(name="eg_inflight")
-        m.submodules.eg_fifo = q = fifo.SyncFIFO(width=self.cfg.word_width, depth=self.FIFO_DEPTH)
+        word_w = max(self.cfg.word_width, isa.INSN_BITS)
+        m.submodules.eg_fifo = q = fifo.SyncFIFO(width=word_w, depth=self.FIFO_DEPTH)
 
         head_flit = Signal(fmt.flit, name="eg_head_flit")
         body_flit = Signal(fmt.flit, name="eg_body_flit")
@@ -140,16 +147,19 @@ class NetworkInterface(wiring.Component):
             out_ready.eq(Mux(job_resp, self.resp_out.ready, self.req_out.ready)),
         ]
 
-        # Scratchpad reads run ahead of the flits, credit-limited by the FIFO.
+        # Memory reads run ahead of the flits, credit-limited by the FIFO. Scratchpad reads
+        # wait for a grant; instruction-memory reads have a port of their own.
         want = Signal(name="eg_want")
         m.d.comb += [want.eq((rd_left != 0) & ((q.level + inflight) < self.FIFO_DEPTH)),
-                     self.spm_rd.addr.eq(rd_addr), self.spm_rd.en.eq(want)]
+                     self.spm_rd.addr.eq(rd_addr), self.spm_rd.en.eq(want & ~rd_imem),
+                     self.imem_rd.addr.eq(rd_addr), self.imem_rd.en.eq(want & rd_imem)]
         got = Signal(name="eg_got")
-        m.d.comb += got.eq(want & self.spm_rd.ready)
+        m.d.comb += got.eq(want & (rd_imem | self.spm_rd.ready))
         m.d.sync += inflight.eq(got)
         with m.If(got):
             m.d.sync += [rd_addr.eq(rd_addr + 1), rd_left.eq(rd_left - 1)]
-        m.d.comb += [q.w_data.eq(self.spm_rd.data), q.w_en.eq(inflight)]
+        m.d.comb += [q.w_data.eq(Mux(rd_imem, self.imem_rd.data, self.spm_rd.data)),
+                     q.w_en.eq(inflight)]
 
         me_x, me_y = self.x, self.y
         with m.FSM(name="egress"):
@@ -164,6 +174,7 @@ class NetworkInterface(wiring.Component):
                         job_hdr.src_x.eq(me_x), job_hdr.src_y.eq(me_y),
                         rd_addr.eq(rd_hdr.address), rd_left.eq(rd_hdr.length),
                         out_left.eq(rd_hdr.length),
+                        rd_imem.eq(rd_hdr.type == PacketType.IMEM_READ),
                     ]
                     m.next = "HEAD"
                 with m.Elif(self.send.valid):
@@ -175,6 +186,7 @@ class NetworkInterface(wiring.Component):
                         job_hdr.tag.eq(p.tag), job_hdr.length.eq(p.len),
                         job_hdr.address.eq(p.dst), job_hdr.src_x.eq(me_x), job_hdr.src_y.eq(me_y),
                         rd_addr.eq(p.src), rd_left.eq(p.len), out_left.eq(p.len),
+                        rd_imem.eq(0),
                     ]
                     m.next = "HEAD"
             with m.State("HEAD"):

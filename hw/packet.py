@@ -52,7 +52,7 @@ MIN_ADDRESS_WIDTH = 20
 
 
 class PacketType(enum.IntEnum, shape=TYPE_WIDTH):
-    """Packet type, the ``type`` field of the header (4 bits; codes 6..15 are reserved)."""
+    """Packet type, the ``type`` field of the header (4 bits; codes 7..15 are reserved)."""
     #: Remote write of ``length`` words into the destination's scratchpad from ``address``.
     WRITE = 0
     #: Read request: answer with a ``READ_RESP`` of ``length`` words from ``address``, same tag.
@@ -65,6 +65,9 @@ class PacketType(enum.IntEnum, shape=TYPE_WIDTH):
     CSR_WRITE = 4
     #: Read of ``length`` CSRs; answered with a ``READ_RESP``.
     CSR_READ = 5
+    #: Read of ``length`` instruction words from ``address``; answered with a ``READ_RESP``
+    #: whose body words are 64-bit instructions.
+    IMEM_READ = 6
 
 
 class NetClass(enum.IntEnum, shape=1):
@@ -93,8 +96,8 @@ def packet_class(ptype) -> NetClass:
 
 
 def has_payload(ptype) -> bool:
-    """Whether packets of this type carry ``length`` body flits (``READ_REQ`` and ``CSR_READ``
-    are head-only: their ``length`` is the number of words asked for)."""
+    """Whether packets of this type carry ``length`` body flits (``READ_REQ``, ``IMEM_READ``
+    and ``CSR_READ`` are head-only: their ``length`` is the number of words asked for)."""
     return _ptype(ptype) in _WITH_PAYLOAD
 
 
@@ -327,8 +330,8 @@ def make_packet(cfg, ptype, *, dst_x=0, dst_y=0, to_host=False, src_x=0, src_y=0
         ``len(payload)``; for ``READ_REQ``/``CSR_READ`` it is the number of words requested
         (1..256) and ``payload`` must be empty.
     payload : sequence of int
-        Body words: at most ``cfg.word_width`` bits each for ``WRITE``/``READ_RESP``, at most
-        ``cfg.noc.flit_width`` bits for ``IMEM_WRITE``/``CSR_WRITE``.
+        Body words: at most ``cfg.word_width`` bits each for ``WRITE``, at most
+        ``cfg.noc.flit_width`` bits for ``READ_RESP``/``IMEM_WRITE``/``CSR_WRITE``.
     """
     fmt = packet_format(cfg)
     ptype = _ptype(ptype)
@@ -342,8 +345,8 @@ def make_packet(cfg, ptype, *, dst_x=0, dst_y=0, to_host=False, src_x=0, src_y=0
         if length != len(payload):
             raise ValueError(f"length {length!r} != len(payload) = {len(payload)} for {ptype.name}")
         _check_int("length", length, 0, MAX_LENGTH)
-        wbits = fmt.word_width if ptype in (PacketType.WRITE, PacketType.READ_RESP) \
-            else fmt.data_width
+        # A READ_RESP answers a scratchpad or an instruction-memory read: up to a flit's width.
+        wbits = fmt.word_width if ptype == PacketType.WRITE else fmt.data_width
         for i, w in enumerate(payload):
             if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w < (1 << wbits):
                 raise ValueError(f"payload[{i}] = {w!r} is not a {wbits}-bit unsigned word")

@@ -58,6 +58,7 @@ class RtlResult:
     spm: dict                       # core -> {addr: word} for the words read back
     sim: str
     wall: dict = field(default_factory=dict)
+    imem: dict = field(default_factory=dict)    # core -> instruction words read back
 
     @property
     def ok(self) -> bool:
@@ -134,11 +135,12 @@ def _pad_programs(image: Image, loaded: dict) -> Image:
 
 
 def run_rtl(images, *, sim: str = "verilator", timeout_cycles: int = 200_000, readback=None,
-            waves: bool | None = None) -> list[RtlResult]:
+            waves: bool | None = None, read_programs: bool = False) -> list[RtlResult]:
     """Run several images (same config) in one simulator session, one after the other with a
     reset in between (programs are padded with NOPs over longer earlier ones, see
     :func:`_pad_programs`). ``readback[i]`` lists ``(core, addr, words)`` regions of image ``i``
-    (default: :func:`default_readback`). Every image is validated before anything is loaded."""
+    (default: :func:`default_readback`); ``read_programs`` also reads every program back from
+    instruction memory (``result.imem``). Every image is validated before anything is loaded."""
     from hasp.verif import runner
     images = list(images)
     if not images:
@@ -164,7 +166,9 @@ def run_rtl(images, *, sim: str = "verilator", timeout_cycles: int = 200_000, re
             path = Path(tmp) / f"image{i}.json"
             _pad_programs(image, loaded).save(path)
             jobs.append({"image": str(path), "readback": regions,
-                         "timeout_cycles": timeout_cycles})
+                         "timeout_cycles": timeout_cycles,
+                         "imem_readback": [(c, 0, len(p)) for c, p in image.programs.items()]
+                         if read_programs else []})
         out = runner.run(b, "hasp.verif.tb.chip", "run_images", name="runtime",
                          args={"jobs": jobs})
     results = []
@@ -172,5 +176,6 @@ def run_rtl(images, *, sim: str = "verilator", timeout_cycles: int = 200_000, re
         spm = {int(c): {int(a): w for a, w in words.items()} for c, words in r["spm"].items()}
         results.append(RtlResult(cfg, image, r["stop"], r["cycles"], r["cores"], r["phases"],
                                  spm, sim, {k: r[k] for k in ("wall_run_s", "wall_load_s",
-                                                              "wall_read_s")}))
+                                                              "wall_read_s")},
+                                 {int(c): words for c, words in r["imem"].items()}))
     return results

@@ -50,8 +50,8 @@ class ChipHost:
             self._data_regs = high
         await self.write(H.window_addr(core, mem, word), low)
 
-    async def read_word(self, core: int, word: int, width: int) -> int:
-        low = await self.read(H.window_addr(core, H.Mem.SPM, word))
+    async def read_word(self, core: int, word: int, width: int, mem=H.Mem.SPM) -> int:
+        low = await self.read(H.window_addr(core, mem, word))
         self._data_regs = None
         if width <= 32:
             return low
@@ -118,7 +118,11 @@ async def _run_one(tb: TB, host: ChipHost, job: dict) -> dict:
         for a in range(addr, addr + n):
             reads[str(core)][str(a)] = await host.read_word(core, a, tb.cfg.word_width)
     t_read = time.perf_counter() - t_read
-    return dict(stop=stop, cycles=cycles, cores=cores, phases=phases, spm=reads,
+    imem = {}
+    for core, addr, n in job.get("imem_readback", []):
+        imem[str(core)] = [await host.read_word(core, a, 64, H.Mem.IMEM)
+                           for a in range(addr, addr + n)]
+    return dict(stop=stop, cycles=cycles, cores=cores, phases=phases, spm=reads, imem=imem,
                 wall_run_s=wall, wall_load_s=t_load, wall_read_s=t_read)
 
 

@@ -14,12 +14,12 @@ pytestmark = pytest.mark.cocotb
 TINY = preset("tiny")
 
 
-def random_mlp(cfg, seed):
+def random_mlp(cfg, seed, n_layers=2):
     rng = np.random.default_rng(seed)
     batch = int(rng.integers(1, 9))
-    sizes = [int(rng.integers(4, 33)) for _ in range(3)]
+    sizes = [int(rng.integers(4, 33)) for _ in range(n_layers + 1)]
     layers = []
-    for l in range(2):
+    for l in range(n_layers):
         W = rng.integers(-128, 128, (sizes[l], sizes[l + 1]))
         bias = rng.integers(-3000, 3000, sizes[l + 1])
         layers.append(mapping.MlpLayer(W, bias, int(rng.integers(1000, 1 << 16)),
@@ -30,13 +30,15 @@ def random_mlp(cfg, seed):
 
 
 def test_mlp_bit_exact(simulator):
-    """2-layer MLPs split across the four cores (helper-core mode), gathered on core 0 with
-    SEND/WAIT, random weights and inputs over several seeds."""
-    cases = [random_mlp(TINY, seed) for seed in range(4)]
+    """A fully connected layer and 2-layer MLPs split across the four cores (helper-core
+    mode), gathered on core 0 with SEND/WAIT, random weights and inputs over several seeds."""
+    cases = [random_mlp(TINY, 0, n_layers=1)] + [random_mlp(TINY, seed) for seed in range(1, 5)]
     images = [mapping.map_mlp(TINY, layers, x) for layers, x in cases]
-    results = runtime.run_rtl(images, sim=simulator)
+    results = runtime.run_rtl(images, sim=simulator, read_programs=True)
     for (layers, x), img, r in zip(cases, images, results):
         assert r.ok, r.report()
+        # Instruction memories read back through the host port hold the programs.
+        assert r.imem == {c: list(p) for c, p in img.programs.items()}
         exp = mapping.expected_mlp(layers, x)
         assert np.array_equal(mapping.mlp_output(img, r), exp)
         func = runtime.run(img, "functional")

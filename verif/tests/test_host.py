@@ -140,8 +140,8 @@ class AxiLite:
 
 class NocModel:
     """Sinks ``req_out`` (optionally with back-pressure), reassembles packets; answers
-    READ_REQs from ``mem[(core, word)]`` after ``delay`` cycles when ``respond`` is set, and
-    injects any flits put in ``inject``."""
+    READ_REQs from ``mem[(core, word)]`` and IMEM_READs from ``imem[(core, word)]`` after
+    ``delay`` cycles when ``respond`` is set, and injects any flits put in ``inject``."""
 
     def __init__(self, dut, cfg, rng=None, backpressure=0.0, respond=True, delay=5):
         self.d, self.cfg = dut, cfg
@@ -149,6 +149,7 @@ class NocModel:
         self.respond, self.delay = respond, delay
         self.packets, self.flits = [], []
         self.mem = {}
+        self.imem = {}
         self.inject = []               # [(cycle, flit)]
         self.accept = True             # req_out.ready allowed at all
         self.allow_withdraw = False    # a stalled head may be withdrawn (injection timeout)
@@ -183,7 +184,8 @@ class NocModel:
                     pkt = parse_packet(cfg, cur)
                     self.packets.append(pkt)
                     cur = []
-                    if self.respond and pkt["type"] == PacketType.READ_REQ:
+                    if self.respond and pkt["type"] in (PacketType.READ_REQ,
+                                                        PacketType.IMEM_READ):
                         self.answer(pkt)
             self.cycle += 1
 
@@ -191,7 +193,8 @@ class NocModel:
         cfg = self.cfg
         core = req["dst_y"] * cfg.mesh.cols + req["dst_x"]
         if word is None:
-            word = self.mem.get((core, req["address"]), 0)
+            src = self.imem if req["type"] == PacketType.IMEM_READ else self.mem
+            word = src.get((core, req["address"]), 0)
         flits = make_packet(cfg, PacketType.READ_RESP, to_host=True, src_x=req["dst_x"],
                             src_y=req["dst_y"], tag=req["tag"] if tag is None else tag,
                             address=req["address"], payload=[word])
@@ -323,8 +326,6 @@ def test_registers_and_axi_orderings():
                      window_addr(0, Mem.IMEM, 256)):
             assert (await axi.read(addr))[1] == SLVERR, hex(addr)
             assert await axi.write(addr, 1) == SLVERR, hex(addr)
-        # instruction memory reads are not supported
-        assert (await axi.read(window_addr(1, Mem.IMEM, 0)))[1] == SLVERR
 
     noc = NocModel(dut, TINY)
     run(dut, main, noc.run)
@@ -638,6 +639,26 @@ def test_window_read(bp):
         tags.add(pkt["tag"])
     assert len(tags) == 10, "each read uses a fresh tag"
     assert noc.resp_accepted == 10 * 2 + 4
+
+
+def test_window_read_instruction_memory():
+    """A window read of instruction memory sends an IMEM_READ and returns the 64-bit
+    instruction: bits [31:0] in rdata, [63:32] in DATA1."""
+    cfg = TINY
+    dut = HostInterface(cfg)
+    noc = NocModel(dut, cfg, delay=3)
+    noc.imem[(2, 17)] = 0x0123_4567_89AB_CDEF
+    noc.mem[(2, 17)] = 0x5555_5555
+
+    async def main(ctx):
+        axi = AxiLite(dut, ctx)
+        assert await axi.read_ok(window_addr(2, Mem.IMEM, 17)) == 0x89AB_CDEF
+        assert await axi.read_ok(Reg.DATA1) == 0x0123_4567
+        assert await axi.read_ok(window_addr(2, Mem.SPM, 17)) == 0x5555_5555
+
+    run(dut, main, noc.run)
+    kinds = [(p["type"], p["address"], p["dst_x"], p["dst_y"]) for p in noc.packets]
+    assert kinds == [(PacketType.IMEM_READ, 17, 0, 1), (PacketType.READ_REQ, 17, 0, 1)]
 
 
 def test_window_read_timeout_and_late_response():

@@ -12,6 +12,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from .checks import check_int as _check_int
 
 __all__ = ["GroupSyncUnit", "barrier_id_width", "COUNTER_WIDTH", "MAX_CORES", "MAX_GROUPS"]
 
@@ -21,13 +22,6 @@ COUNTER_WIDTH = 32
 MAX_CORES = 4096
 #: Largest number of groups (``SyncConfig.groups``) and of super-groups.
 MAX_GROUPS = 64
-
-
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], not {value!r}")
 
 
 def barrier_id_width(groups: int, supergroups: int = 0) -> int:

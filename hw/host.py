@@ -35,6 +35,7 @@ from hasp.sw import isa
 from .core import ERROR_CODE_BITS
 from .gsu import barrier_id_width
 from .packet import PacketFormat, PacketType
+from .checks import check_int as _check_int
 
 __all__ = [
     "HostInterface", "Reg", "CoreReg", "Mem", "Resp", "ID_VALUE", "PERF_COUNTERS",
@@ -128,14 +129,6 @@ CORE_ERROR_CODE_LSB, CORE_PC_LSB = 4, 16
 _WIN_CORE_LSB, _WIN_CORE_BITS = 20, 8
 _WIN_MEM_BIT = 19
 _WIN_WORD_BITS = 17           # address bits [18:2]
-
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {rng}, not {value!r}")
 
 
 def core_reg_addr(core: int, reg: CoreReg) -> int:

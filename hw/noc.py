@@ -16,6 +16,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .packet import PacketFormat, coord_width, flit_layout
+from .checks import check_int as _check_int
 
 __all__ = ["Port", "PORT_NAMES", "xy_route", "router_turns", "Router", "Mesh", "NoC"]
 
@@ -30,14 +31,6 @@ class Port(IntEnum):
 
 
 PORT_NAMES = {Port.N: "n", Port.S: "s", Port.E: "e", Port.W: "w", Port.L: "l"}
-
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {rng}, not {value!r}")
 
 
 def xy_route(x: int, y: int, dst_x: int, dst_y: int, to_host: bool) -> Port:

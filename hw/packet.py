@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Shape, unsigned
 from amaranth.lib import data, enum
+from .checks import check_int as _check_int
 
 __all__ = [
     "TYPE_WIDTH", "TAG_WIDTH", "LENGTH_WIDTH", "MAX_LENGTH", "MIN_ADDRESS_WIDTH",
@@ -99,14 +100,6 @@ def has_payload(ptype) -> bool:
     """Whether packets of this type carry ``length`` body flits (``READ_REQ``, ``IMEM_READ``
     and ``CSR_READ`` are head-only: their ``length`` is the number of words asked for)."""
     return _ptype(ptype) in _WITH_PAYLOAD
-
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {rng}, not {value!r}")
 
 
 def coord_width(rows: int, cols: int) -> int:

@@ -4,6 +4,7 @@ from amaranth.lib import wiring, stream, data, fifo
 from amaranth.lib.wiring import In, Out
 
 from hasp.sw.golden import MULT_BITS, SHIFT_MAX
+from .checks import check_int as _check_int
 
 __all__ = ["VectorUnit", "vector_input_layout", "vector_output_layout", "vector_params_layout",
            "SHIFT_BITS", "MAX_ACC_WIDTH"]
@@ -13,13 +14,6 @@ SHIFT_BITS = SHIFT_MAX.bit_length()
 #: Widest accumulator: the product ``acc * mult`` (``acc_width + MULT_BITS`` bits) must fit in the
 #: 64-bit integers of the golden model.
 MAX_ACC_WIDTH = 64 - MULT_BITS
-
-
-def _check_int(name, v, lo, hi):
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an integer, not {v!r}")
-    if not lo <= v <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], not {v!r}")
 
 
 def _check_dims(lanes, acc_width, data_width, tag_width):

@@ -47,6 +47,16 @@ def test_mlp_bit_exact(simulator):
         assert r.macs == func.macs > 0
 
 
+@pytest.mark.long
+@pytest.mark.parametrize("batch", range(5))
+def test_mlp_bit_exact_long(simulator, batch):
+    cases = [random_mlp(TINY, 100 + 20 * batch + s, n_layers=1 + s % 2) for s in range(20)]
+    images = [mapping.map_mlp(TINY, layers, x) for layers, x in cases]
+    for (layers, x), img, r in zip(cases, images, runtime.run_rtl(images, sim=simulator)):
+        assert r.ok, r.report()
+        assert np.array_equal(mapping.mlp_output(img, r), mapping.expected_mlp(layers, x))
+
+
 def _compare(img, f, r):
     assert f.ok and r.ok, r.report()
     checked = 0

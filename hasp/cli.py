@@ -58,6 +58,14 @@ def _run_pe_bench(cfg, ks, sim="verilator"):
     return b, out["results"]
 
 
+def _noc_table(report) -> str:
+    lines = [f"{k}: {v}" for k, v in report.items() if not isinstance(v, (list, dict))]
+    for run in report.get("runs", []):
+        lines.append("  " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                      for k, v in run.items() if not isinstance(v, (list, dict))))
+    return "\n".join(lines)
+
+
 def cmd_bench(args):
     cfg = _config(args)
     if args.what == "pe-array":
@@ -72,6 +80,11 @@ def cmd_bench(args):
             for k, r in res.items():
                 print(f"{k:>5} {r['m_tiles'] * r['n_tiles']:>7} {r['macs']:>9} {r['cycles']:>8} "
                       f"{r['utilisation']:>7.4f} {r['sim_cycles_per_s']:>10.0f}")
+        return 0
+    if args.what == "noc":
+        from .sw.noc_bench import cmd_bench_noc
+        report = cmd_bench_noc(cfg, args)
+        print(json.dumps(report, indent=2) if args.json else _noc_table(report))
         return 0
     report = cmd_bench_chip(cfg, args)
     if args.json:
@@ -154,12 +167,14 @@ def build_parser():
     p.set_defaults(func=cmd_gen)
 
     p = sub.add_parser("bench", help="benchmarks on the generated RTL (Verilator)")
-    p.add_argument("what", choices=["pe-array", "chip"], help="what to measure")
+    p.add_argument("what", choices=["pe-array", "chip", "noc"], help="what to measure")
     _add_config_args(p)
     p.add_argument("--k", type=int, nargs="+", default=[16, 64, 256],
                    help="pe-array: K values")
     p.add_argument("--iterations", type=int, default=300,
                    help="chip: GEMM loop iterations of the speed run")
+    from .sw.noc_bench import add_arguments as add_noc_arguments
+    add_noc_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench)
 

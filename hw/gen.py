@@ -13,6 +13,7 @@ from .scratchpad import Scratchpad
 from .gemm import GemmBench
 from .core import Core
 from .chip import Chip
+from .noc_bench import NoCBench
 
 __all__ = ["TOPS", "build_top", "generate", "port_list", "module_name"]
 
@@ -32,6 +33,7 @@ TOPS = {
     "gemm_bench": (GemmBench, "PE array + scratchpad + result memory, runs a GEMM on its own"),
     "core": (Core, "one core: sequencer, GEMM unit, vector unit, scratchpad, ports to NoC/GSU"),
     "chip": (Chip, "the whole chip: cores, NoC, group-sync unit, AXI4-Lite host port"),
+    "noc_bench": (NoCBench, "mesh NoC + hardware traffic generators and checkers"),
 }
 
 

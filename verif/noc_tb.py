@@ -173,9 +173,8 @@ def random_packet(cfg, rng, src, dst, types, max_len):
         kw["to_host"] = True
     else:
         kw["dst_x"], kw["dst_y"] = dst
-    wbits = cfg.word_width if ptype in (PacketType.WRITE, PacketType.READ_RESP) \
-        else cfg.noc.flit_width
-    if ptype in (PacketType.READ_REQ, PacketType.CSR_READ):
+    wbits = cfg.word_width if ptype == PacketType.WRITE else cfg.noc.flit_width
+    if ptype in (PacketType.READ_REQ, PacketType.IMEM_READ, PacketType.CSR_READ):
         kw["length"] = rng.randint(1, max_len)
         payload = []
     else:

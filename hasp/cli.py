@@ -186,9 +186,11 @@ def build_parser():
     p.add_argument("--out", default="out", metavar="DIR")
     p.set_defaults(func=cmd_demo)
 
+    from .synth import register as register_synth
+    register_synth(sub)
     try:
         from .sw.frontend.cli import register as register_frontend
-    except ImportError:
+    except ImportError:         # onnx is an optional dependency (the `frontend` extra)
         register_frontend = None
     if register_frontend is not None:
         register_frontend(sub)

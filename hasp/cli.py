@@ -50,12 +50,12 @@ def cmd_gen(args):
     return 0
 
 
-def _run_pe_bench(cfg, ks, sim="verilator"):
+def _run_pe_bench(cfg, ks):
     from .verif import runner
-    b = runner.build("gemm_bench", cfg, sim)
+    b = runner.build("gemm_bench", cfg, "verilator")
     out = runner.run(b, "hasp.verif.tb.gemm_bench", "benchmark", args={"ks": ks, "seed": 1},
                      name=f"bench-{cfg.name}")
-    return b, out["results"]
+    return out["results"]
 
 
 def _noc_table(report) -> str:
@@ -69,7 +69,7 @@ def _noc_table(report) -> str:
 def cmd_bench(args):
     cfg = _config(args)
     if args.what == "pe-array":
-        _, res = _run_pe_bench(cfg, args.k)
+        res = _run_pe_bench(cfg, args.k)
         report = {"benchmark": "pe-array", "preset": cfg.name, "simulator": "verilator",
                   "pe": f"{cfg.pe.rows}x{cfg.pe.cols}", "results": res}
         if args.json:

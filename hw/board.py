@@ -32,6 +32,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .chip import Chip
+from .host import axil_members
 
 __all__ = ["UartRx", "UartTx", "UartAxiBridge", "BoardTop", "Board", "BOARDS", "ECP5_PLL_HALF",
            "board_verilog", "build", "main"]
@@ -111,17 +112,7 @@ class UartTx(wiring.Component):
 
 
 def _axil_master_signature():
-    return {
-        "m_axil_awaddr": Out(32), "m_axil_awprot": Out(3), "m_axil_awvalid": Out(1),
-        "m_axil_awready": In(1),
-        "m_axil_wdata": Out(32), "m_axil_wstrb": Out(4), "m_axil_wvalid": Out(1),
-        "m_axil_wready": In(1),
-        "m_axil_bresp": In(2), "m_axil_bvalid": In(1), "m_axil_bready": Out(1),
-        "m_axil_araddr": Out(32), "m_axil_arprot": Out(3), "m_axil_arvalid": Out(1),
-        "m_axil_arready": In(1),
-        "m_axil_rdata": In(32), "m_axil_rresp": In(2), "m_axil_rvalid": In(1),
-        "m_axil_rready": Out(1),
-    }
+    return axil_members("m_axil", master=True)
 
 
 class UartAxiBridge(wiring.Component):

@@ -131,6 +131,23 @@ _WIN_MEM_BIT = 19
 _WIN_WORD_BITS = 17           # address bits [18:2]
 
 
+#: The AXI4-Lite signals (32-bit address and data) as seen from the master: name, width, flow.
+AXIL_SIGNALS = (
+    ("awaddr", 32, Out), ("awprot", 3, Out), ("awvalid", 1, Out), ("awready", 1, In),
+    ("wdata", 32, Out), ("wstrb", 4, Out), ("wvalid", 1, Out), ("wready", 1, In),
+    ("bresp", 2, In), ("bvalid", 1, In), ("bready", 1, Out),
+    ("araddr", 32, Out), ("arprot", 3, Out), ("arvalid", 1, Out), ("arready", 1, In),
+    ("rdata", 32, In), ("rresp", 2, In), ("rvalid", 1, In), ("rready", 1, Out),
+)
+
+
+def axil_members(prefix: str, master: bool) -> dict:
+    """Signature members ``<prefix>_<signal>`` of an AXI4-Lite master or slave port."""
+    flip = {In: Out, Out: In}
+    return {f"{prefix}_{name}": (flow if master else flip[flow])(width)
+            for name, width, flow in AXIL_SIGNALS}
+
+
 def core_reg_addr(core: int, reg: CoreReg) -> int:
     """Byte address of register ``reg`` of core ``core``."""
     _check_int("core", core, 0)
@@ -286,15 +303,7 @@ class HostInterface(wiring.Component):
         N, G = cfg.cores, cfg.sync.groups
         flit = stream.Signature(self.format.flit)
         super().__init__({
-            "s_axil_awaddr": In(32), "s_axil_awprot": In(3), "s_axil_awvalid": In(1),
-            "s_axil_awready": Out(1),
-            "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1),
-            "s_axil_wready": Out(1),
-            "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
-            "s_axil_araddr": In(32), "s_axil_arprot": In(3), "s_axil_arvalid": In(1),
-            "s_axil_arready": Out(1),
-            "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1),
-            "s_axil_rready": In(1),
+            **axil_members("s_axil", master=False),
             "req_out": Out(flit),
             "resp_in": In(flit),
             "core_start": Out(1).array(N),

@@ -94,6 +94,9 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+_generated: dict[Path, tuple] = {}
+
+
 def build(top: str, cfg: ChipConfig, sim: str, waves: bool | None = None) -> Build:
     """Generate ``top`` for ``cfg`` and compile it for ``sim`` unless a matching build exists."""
     from cocotb_tools.runner import get_runner
@@ -103,8 +106,13 @@ def build(top: str, cfg: ChipConfig, sim: str, waves: bool | None = None) -> Bui
     # Config names can repeat with different contents: key the directories by content too.
     key_cfg = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
     gen_dir = build_root() / "gen" / f"{cfg.name}-{key_cfg}" / top
-    with _locked(build_root() / "locks" / f"gen-{cfg.name}-{key_cfg}-{top}.lock"):
-        vpath, ppath, module = generate(top, cfg, gen_dir)
+    # Generating the chip takes seconds: do it once per process (the design cannot change
+    # while this process runs), then only check that the files are still there.
+    memo = _generated.get(gen_dir)
+    if memo is None or not all(p.exists() for p in memo[:2]):
+        with _locked(build_root() / "locks" / f"gen-{cfg.name}-{key_cfg}-{top}.lock"):
+            memo = _generated[gen_dir] = generate(top, cfg, gen_dir)
+    vpath, ppath, module = memo
     bdir = build_root() / "sim" / module / (sim + ("-waves" if waves else ""))
     key = hashlib.sha256(vpath.read_bytes() + repr((sim, waves, VERILATOR_ARGS, ICARUS_ARGS, _CONST_ALWAYS.pattern, TIMESCALE))
                          .encode()).hexdigest()

@@ -157,16 +157,20 @@ def test_gen_tops_reuse_hw_gen(tmp_path):
 
 @needs_yosys
 def test_yosys_pe_uses_one_dsp(tmp_path):
-    """A 1x1 PE: exactly one MULT18X18D, no block RAM, a sane LUT and FF count."""
+    """One PE cell on ECP5: exactly one MULT18X18D whose own input and output registers hold
+    the operands and the product, no block RAM, within the issue's <= 150 LUT4 sites."""
     res = S.synth(preset("tiny"), "pe", "ecp5-85k", tmp_path, pnr=False, timeout=120)
     b = res["resources"]["block"]
     assert b["dsp"] == 1 and b["bram"] == 0 and b["lutram"] == 0
-    # 32-bit accumulator (16 CCU2C) + two 48-bit counters (48 CCU2C)
-    assert b["carry"] == 64
-    assert 10 <= b["lut4"] <= 150
-    # operands 8+8, product 16, acc 32, result 32, counters 96, control: about 200
-    assert 180 <= b["ff"] <= 230
+    assert b["carry"] == 16                     # the 32-bit accumulator
+    assert b["lut4_equiv"] <= 150
+    # operands 8 + 8, product copy 16, acc 32, result 32, flags and their decode bits 10
+    assert 90 <= b["ff"] <= 130
     assert res["fits"]["fits"] and res["tools"]["yosys"].startswith("Yosys ")
+    cells = json.loads((tmp_path / "netlist.json").read_text())["modules"][res["module"]]["cells"]
+    dsps = [c["parameters"] for c in cells.values() if c["type"] == "MULT18X18D"]
+    assert len(dsps) == 1
+    assert all(dsps[0][f"REG_{r}_CLK"] == "CLK0" for r in ("INPUTA", "INPUTB", "OUTPUT"))
 
 
 @pytest.mark.long

@@ -74,9 +74,11 @@ class PE(wiring.Component):
 
     ``p2`` is a fabric copy of the product: on an FPGA the multipliers sit in a few DSP rows
     and the accumulator's carry chain cannot always be placed next to its DSP (on an
-    ECP5-85F the DSP output to the carry chain took 4 ns of routing in an 8x8 array). With ``multiplier="ecp5"`` the MULT18X18D's input registers sample ``a`` and ``b`` in
-    parallel with ``a_r`` / ``b_r`` (which then only feed the neighbours) and its output
-    register is ``p_r``: the same values in the same cycles.
+    ECP5-85F the DSP output to the carry chain took 4 ns of routing in an 8x8 array).
+
+    With ``multiplier="ecp5"`` the MULT18X18D's input registers sample ``a`` and ``b`` in
+    parallel with ``a_r`` / ``b_r`` (which then only feed the neighbours and the flag decode)
+    and its output register is ``p_r``: the same values in the same cycles.
 
     Ports
     -----
@@ -191,7 +193,7 @@ class PEArray(wiring.Component):
     the result buffer is empty and no other ``last`` is on its way, so the buffer is free when
     the tile's sums arrive. The result buffer (the PEs' ``res`` registers) drains a finished
     tile one row a cycle while the next tile accumulates, so back-to-back tiles with
-    ``K >= 2 * rows + cols + 4`` keep every MAC busy.
+    ``K >= 2 * rows + cols + 3`` keep every MAC busy.
 
     Parameters
     ----------

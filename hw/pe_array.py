@@ -192,8 +192,9 @@ class PEArray(wiring.Component):
     (an empty cycle travels as zero operands). A beat with ``last`` leaves stage 1 only when
     the result buffer is empty and no other ``last`` is on its way, so the buffer is free when
     the tile's sums arrive. The result buffer (the PEs' ``res`` registers) drains a finished
-    tile one row a cycle while the next tile accumulates, so back-to-back tiles with
-    ``K >= 2 * rows + cols + 3`` keep every MAC busy.
+    tile one row a cycle while the next tile accumulates; row ``r`` can leave as soon as its
+    last PE ``(r, cols - 1)`` has its sum, one cycle after row ``r - 1``. Back-to-back tiles
+    with ``K >= rows + cols + 4`` keep every MAC busy.
 
     Parameters
     ----------
@@ -215,7 +216,7 @@ class PEArray(wiring.Component):
         for the previous tile's result rows to drain.
     out : Out(stream.Signature(pe_output_layout))
         Result rows, ``rows`` transfers per tile in row order. The first row is valid
-        :attr:`latency` ``= rows + cols + 4`` cycles after the ``last`` beat is accepted, if the
+        :attr:`latency` ``= cols + 5`` cycles after the ``last`` beat is accepted, if the
         previous tile has drained.
     macs : Out(48)
         MACs performed since reset or ``clear_counters`` (``rows * cols`` per beat, counted
@@ -233,7 +234,7 @@ class PEArray(wiring.Component):
         self.rows, self.cols = rows, cols
         self.data_width, self.acc_width = data_width, acc_width
         #: cycles from accepting a ``last`` beat to its first result row (empty buffer)
-        self.latency = rows + cols + 4
+        self.latency = cols + 5
         super().__init__({
             "inp": In(stream.Signature(pe_input_layout(rows, cols, data_width))),
             "out": Out(stream.Signature(pe_output_layout(rows, cols, acc_width))),
@@ -252,11 +253,13 @@ class PEArray(wiring.Component):
         b1 = [Signal(signed(dw), name=f"b1_{j}", reset_less=True) for j in range(C)]
 
         # Result buffer state. `lif`: a `last` is between stage 1 and the result buffer;
-        # `ld[k]`: it left stage 1 k + 1 cycles ago.
+        # `ld[k]`: it left stage 1 k + 1 cycles ago. `res_full`: the buffer holds (or is
+        # receiving) a tile, of which rows 0 .. avail - 1 are complete.
         res_full = Signal(name="res_full")
         res_row = Signal(range(R), name="res_row")
+        avail = Signal(range(R + 1), name="avail")
         lif = Signal(name="lif")
-        ld = [Signal(name=f"ld_{k}") for k in range(R + C + 2)]
+        ld = [Signal(name=f"ld_{k}") for k in range(C + 3)]
 
         stall = Signal(name="stall")
         go = Signal(name="go")
@@ -307,9 +310,8 @@ class PEArray(wiring.Component):
                 m.d.comb += pes[i][j].b.eq(b_in if i == 0 else pes[i - 1][j].b_out)
 
         # A `last` leaving stage 1 at cycle s reaches PE (i, j) at s + 1 + i + j; its `res`
-        # holds the tile from s + 5 + i + j; the last PE's from s + 3 + R + C: the buffer is
-        # full from then on.
-        m.d.sync += [ld[0].eq(lg)] + [ld[k].eq(ld[k - 1]) for k in range(1, R + C + 2)]
+        # holds the tile from s + 5 + i + j: row r is complete from s + C + 4 + r.
+        m.d.sync += [ld[0].eq(lg)] + [ld[k].eq(ld[k - 1]) for k in range(1, C + 3)]
         with m.If(lg):
             m.d.sync += lif.eq(1)
 
@@ -330,21 +332,22 @@ class PEArray(wiring.Component):
                     with m.Case(i ^ (j % (1 << w))):
                         m.d.comb += row_mux[j].eq(pes[i][j].res)
         m.d.comb += [
-            self.out.valid.eq(res_full),
+            self.out.valid.eq(res_row < avail),
             self.out.payload.row.eq(row_mux),
             self.out.payload.index.eq(res_row),
             self.out.payload.last.eq(res_row == R - 1),
         ]
+        with m.If((avail != 0) & (avail != R)):
+            m.d.sync += avail.eq(avail + 1)
         with m.If(self.out.valid & self.out.ready):
             with m.If(res_row == R - 1):
                 set_row(0)
-                m.d.sync += res_full.eq(0)
+                m.d.sync += [res_full.eq(0), avail.eq(0)]
             with m.Else():
                 set_row(res_row + 1)
-        with m.If(ld[R + C + 1]):
-            # Only one `last` in flight, and only into an empty buffer.
-            set_row(0)
-            m.d.sync += [res_full.eq(1), lif.eq(0)]
+        with m.If(ld[C + 2]):
+            # Only one `last` in flight, and only into an empty buffer: row 0 is complete.
+            m.d.sync += [res_full.eq(1), avail.eq(1), lif.eq(0)]
 
         with m.If(self.clear_counters):
             m.d.sync += [self.macs.eq(0), self.busy.eq(0)]

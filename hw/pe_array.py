@@ -69,8 +69,12 @@ class PE(wiring.Component):
 
     Pipeline (the multiplier's input and output registers are where a DSP block has its own)::
 
-        a, b, ef, el -> [a_r, b_r, ef1, el1] -> [p_r = a_r * b_r, ef2, el2] -> [p2, ef3, el3]
+        a, b, ef, el -> [a_r, b_r, ef1, el1] -> [p_r = a_r * b_r, f2, l2] -> [p2, f3, l3]
         -> acc, res
+
+    The flags are decoded as soon as they arrive (``f2``/``l2`` are the plain flags, in
+    registers of their own: delayed copies of ``a_r`` for a later decode would be merged with
+    the next PEs' ``a_r``, and the decode would read a register three PEs away).
 
     ``p2`` is a fabric copy of the product: on an FPGA the multipliers sit in a few DSP rows
     and the accumulator's carry chain cannot always be placed next to its DSP (on an
@@ -121,23 +125,21 @@ class PE(wiring.Component):
         def reg(shape, name):
             return Signal(shape, name=name, reset_less=True)
         a_r, b_r = reg(signed(dw), "a_r"), reg(signed(dw), "b_r")
-        ef1, el1, ef2, el2 = reg(1, "ef1"), reg(1, "el1"), reg(1, "ef2"), reg(1, "el2")
-        ef3, el3 = reg(1, "ef3"), reg(1, "el3")
-        a2, a3 = reg(2, "a2"), reg(2, "a3")  # a_r[:2] delayed, to decode the flags
+        ef1, el1 = reg(1, "ef1"), reg(1, "el1")
+        f2, l2, f3, l3 = reg(1, "f2"), reg(1, "l2"), reg(1, "f3"), reg(1, "l3")
         p_r, p2 = reg(signed(2 * dw), "p_r"), reg(signed(2 * dw), "p2")
         acc, res = reg(signed(aw), "acc"), reg(signed(aw), "res_r")
         first, last = Signal(name="first"), Signal(name="last")
         acc_next = Signal(signed(aw), name="acc_next")
+        f, l = self.encode(ef1, el1, a_r)    # encoding twice decodes
         m.d.sync += [a_r.eq(self.a), b_r.eq(self.b), ef1.eq(self.ef), el1.eq(self.el),
-                     ef2.eq(ef1), el2.eq(el1), a2.eq(a_r[:2]),
-                     ef3.eq(ef2), el3.eq(el2), a3.eq(a2)]
+                     f2.eq(f), l2.eq(l), f3.eq(f2), l3.eq(l2)]
         if self.multiplier == "generic":
             m.d.sync += p_r.eq(a_r * b_r)
         else:
             p_r = self._mult18x18d(m)
         m.d.sync += p2.eq(p_r)
-        f, l = self.encode(ef3, el3, a3)     # encoding twice decodes
-        m.d.comb += [first.eq(f), last.eq(l)]
+        m.d.comb += [first.eq(f3), last.eq(l3)]
         m.d.comb += acc_next.eq((Mux(first, 0, acc) + p2)[:aw].as_signed())
         m.d.sync += acc.eq(acc_next)
         with m.If(last):

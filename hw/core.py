@@ -105,15 +105,20 @@ class Core(wiring.Component):
 
     Cycle costs (measured in the simulator, tiny preset, no scratchpad contention)
     -------------------------------------------------------------------------------
-    Every instruction takes 1 fetch + 1 decode/execute cycle (no overlap), plus:
+    Every instruction takes 1 decode cycle (the instruction word is registered after the
+    instruction-memory read) + 1 execute cycle, plus:
     NOP, SETQ, LOOP (taken or not), HALT: nothing (2 cycles). DELAY n: n (2 + n).
-    GEMM: about ``mt*nt*max(k, R) + 10`` (1x1 tile k=16: 28 in all; 2x2 tiles k=16: 76), the
-    same for ``acc=0`` and ``acc=1`` (the accumulator read-modify-write is pipelined, one row a
-    cycle, no stall: consecutive rows of one GEMM never hit the same accumulator row).
-    REQUANT: ``rows + 8`` (rows=1: 10 in all, rows=16: 25); bias reads lose cycles only when the
-    bias bank is taken by a higher-priority port.
+    GEMM: about ``mt*nt*max(k, R) + 11`` (one cycle of bounds checks; 1x1 tile k=16: 29 in all;
+    2x2 tiles k=16: 77), the same for ``acc=0`` and ``acc=1`` (the accumulator
+    read-modify-write is pipelined, one row a cycle, no stall: consecutive rows of one GEMM
+    never hit the same accumulator row).
+    REQUANT: ``rows * II + 12`` with ``II`` = the vector unit's ``INTERVAL`` (C lanes x 2
+    multiplier passes for 32-bit accumulators: 8 on the tiny preset; rows=1: 20 in all,
+    rows=16: 140): one time-multiplexed multiplier per core; bias reads lose cycles only when
+    the bias bank is taken by a higher-priority port.
     SEND: until ``send.ready`` and then ``send_done`` (done in the transfer cycle is accepted).
-    WAIT: until the counter reaches ``count`` (the subtraction happens in the completing cycle).
+    WAIT: until the cycle after the counter reaches ``count`` (the subtraction happens in that
+    completing cycle).
     SYNC: until ``sync_release``.
 
     Ports
@@ -222,8 +227,14 @@ class Core(wiring.Component):
         m.d.comb += [iwp.addr.eq(self.imem_wr.addr), iwp.data.eq(self.imem_wr.data),
                      iwp.en.eq(self.imem_wr.en)]
         pc = Signal(range(depth + 1), name="pc_r")
-        m.d.comb += [irp.en.eq(1), irp.addr.eq(pc), self.pc.eq(pc)]
-        word = irp.data
+        # The instruction word is registered after the memory read (DECODE), so EXEC decodes
+        # from a flip-flop, not from the block RAM's clock-to-out. The read address is the
+        # instruction that comes next: 0 while stopped (a start goes straight to DECODE), the
+        # target while a LOOP that jumps executes, `pc + 1` otherwise, so an instruction that
+        # completes in cycle t has its successor's word at the memory output in t + 1 (DECODE).
+        fetch_addr = Signal(range(depth), name="fetch_addr")
+        m.d.comb += [irp.en.eq(1), irp.addr.eq(fetch_addr), self.pc.eq(pc)]
+        word = Signal(isa.INSN_BITS, name="insn")
         opcode = word[:isa.OP_BITS]
 
         def view(op):
@@ -281,23 +292,32 @@ class Core(wiring.Component):
         m.d.comb += self.sync_group.eq(s_group)
 
         # Tag counters (saturating); the WAIT subtraction is applied in `wait_take` cycles.
+        # WAIT compares the waited-on counter with its count into a register (`w_ge`) and takes
+        # the cycle after: counters only grow while a WAIT waits, so the comparison is still
+        # true then. Each counter adds `w_neg` (= -count, registered by EXEC) when it is the one
+        # taken, so no multiplexer or comparator lies between the take and the counters.
         counters = [Signal(TAG_COUNTER_BITS, name=f"tag_count{i}") for i in range(self.tags)]
         wait_take = Signal(name="wait_take")
         cmax = (1 << TAG_COUNTER_BITS) - 1
-        for i, cnt in enumerate(counters):
-            inc = Signal(name=f"tag_inc{i}")
-            dec = Signal(name=f"tag_dec{i}")
-            m.d.comb += [inc.eq(self.tag_inc.valid & (self.tag_inc.tag == i)),
-                         dec.eq(wait_take & (w_tag == i))]
-            nxt = Signal(TAG_COUNTER_BITS + 1, name=f"tag_next{i}")
-            m.d.comb += nxt.eq(cnt - Mux(dec, w_count, 0) + inc)
-            m.d.sync += cnt.eq(Mux(nxt > cmax, cmax, nxt))
         w_have = Signal(TAG_COUNTER_BITS, name="w_have")
         with m.Switch(w_tag):
             for i, cnt in enumerate(counters):
                 with m.Case(i):
                     m.d.comb += w_have.eq(cnt)
-
+        w_ge = Signal(name="w_ge")
+        w_sel = Signal(self.tags, name="w_sel")                         # one-hot w_tag
+        w_neg = Signal(TAG_COUNTER_BITS + 1, name="w_neg")              # -w_count
+        w_zero = Signal(name="w_zero")                                  # w_count == 0
+        m.d.sync += w_ge.eq(0)
+        for i, cnt in enumerate(counters):
+            inc = Signal(name=f"tag_inc{i}")
+            dec = Signal(name=f"tag_dec{i}")
+            m.d.comb += [inc.eq(self.tag_inc.valid & (self.tag_inc.tag == i)),
+                         dec.eq(wait_take & w_sel[i])]
+            nxt = Signal(TAG_COUNTER_BITS + 1, name=f"tag_next{i}")
+            m.d.comb += nxt.eq(cnt + Mux(dec, w_neg, 0) + inc)
+            sat = inc & (cnt == cmax) & (~dec | w_zero)
+            m.d.sync += cnt.eq(Mux(sat, cmax, nxt[:TAG_COUNTER_BITS]))
         with m.If(self.sync_error & self.running):
             m.d.sync += sync_err_pending.eq(1)
 
@@ -362,7 +382,7 @@ class Core(wiring.Component):
 
         # ---- Sequencer ----------------------------------------------------------------------
         next_pc = Signal.like(pc, name="next_pc")
-        m.d.comb += next_pc.eq(pc + 1)
+        m.d.comb += [next_pc.eq(pc + 1), fetch_addr.eq(next_pc)]
 
         def fail(code):
             m.d.sync += err_code.eq(code)
@@ -370,18 +390,49 @@ class Core(wiring.Component):
 
         def done():
             m.d.sync += pc.eq(next_pc)
-            m.next = "FETCH"
+            m.next = "DECODE"
+
+        # GEMM bounds checks without multipliers: the products mt*k, nt*k and mt*nt*R are
+        # shift-and-add sums of the (registered) instruction fields, registered in EXEC and
+        # compared in GEMM_CHECK; the error code and pc are the same as a one-cycle check.
+        def shift_add(x, y, width):
+            """x * y for unsigned x, y as a sum of shifted copies of y (no DSP)."""
+            terms = [Mux(x[i], y << i, 0) for i in range(len(x))]
+            while len(terms) > 1:
+                terms = [(terms[i] + terms[i + 1])[:width] if i + 1 < len(terms) else terms[i]
+                         for i in range(0, len(terms), 2)]
+            return terms[0][:width]
+
+        def const_mul(x, c):
+            terms = [x << i for i in range(c.bit_length()) if (c >> i) & 1]
+            out = terms[0]
+            for t in terms[1:]:
+                out = out + t
+            return out
+
+        gv = view(Op.GEMM)
+        g_ak = Signal(16 + 1, name="g_ak")          # mt * k
+        g_bk = Signal(16 + 1, name="g_bk")          # nt * k
+        g_rows = Signal(8 + R.bit_length() + 1, name="g_rows")   # mt * nt * R
+        m.d.sync += [g_ak.eq(shift_add(gv.mt, gv.k, 16)), g_bk.eq(shift_add(gv.nt, gv.k, 16)),
+                     g_rows.eq(const_mul(shift_add(gv.mt, gv.nt, 8), R))]
+        g_spm_bad = Signal(name="g_spm_bad")
+        g_acc_bad = Signal(name="g_acc_bad")
+        m.d.comb += [g_spm_bad.eq(((gv.a + g_ak) > words) | ((gv.b + g_bk) > words)),
+                     g_acc_bad.eq((gv.dst + g_rows) > self.acc_depth)]
 
         net_wait = Signal(name="net_wait")
         sync_wait = Signal(name="sync_wait")
 
         with m.FSM(name="seq"):
             def startable():
-                # start: only when not running (IDLE / HALTED / ERROR).
+                # start: only when not running (IDLE / HALTED / ERROR). The memory reads
+                # address 0 meanwhile, so the first word is there in DECODE.
+                m.d.comb += fetch_addr.eq(0)
                 with m.If(self.start):
                     m.d.sync += [pc.eq(0), err_code.eq(CoreError.NONE), loop_active.eq(0),
                                  sync_err_pending.eq(0)]
-                    m.next = "FETCH"
+                    m.next = "DECODE"
 
             with m.State("IDLE"):
                 startable()
@@ -392,11 +443,12 @@ class Core(wiring.Component):
                 m.d.comb += self.error.eq(1)
                 startable()
 
-            with m.State("FETCH"):
+            with m.State("DECODE"):      # the word of `pc` is at the memory output
                 m.d.comb += self.running.eq(1)
                 with m.If(pc >= depth):
                     fail(CoreError.PC_OVERFLOW)
                 with m.Else():
+                    m.d.sync += word.eq(irp.data)
                     m.next = "EXEC"
 
             with m.State("EXEC"):
@@ -431,6 +483,9 @@ class Core(wiring.Component):
                                 m.next = "DELAY"
                         with m.Case(Op.LOOP):
                             v = view(Op.LOOP)
+                            # Jumps (unless it fails): fetch the target instead of pc + 1.
+                            with m.If(Mux(loop_active, loop_left != 0, v.count >= 2)):
+                                m.d.comb += fetch_addr.eq(v.target)
                             with m.If(v.target > pc):
                                 fail(CoreError.LOOP_TARGET)
                             with m.Elif(loop_active & (loop_pc != pc)):
@@ -441,30 +496,19 @@ class Core(wiring.Component):
                                     done()
                                 with m.Else():
                                     m.d.sync += [loop_left.eq(loop_left - 1), pc.eq(v.target)]
-                                    m.next = "FETCH"
+                                    m.next = "DECODE"
                             with m.Elif(v.count >= 2):
                                 m.d.sync += [loop_active.eq(1), loop_pc.eq(pc),
                                              loop_left.eq(v.count - 2), pc.eq(v.target)]
-                                m.next = "FETCH"
+                                m.next = "DECODE"
                             with m.Else():
                                 done()
                         with m.Case(Op.GEMM):
                             v = view(Op.GEMM)
                             with m.If((v.k == 0) | (v.mt == 0) | (v.nt == 0)):
                                 done()
-                            with m.Elif(((v.a + v.mt * v.k) > words) |
-                                      ((v.b + v.nt * v.k) > words)):
-                                fail(CoreError.SPM_RANGE)
-                            with m.Elif((v.dst + v.mt * v.nt * R) > self.acc_depth):
-                                fail(CoreError.ACC_RANGE)
                             with m.Else():
-                                m.d.comb += [
-                                    eng.cmd.a_base.eq(v.a), eng.cmd.b_base.eq(v.b),
-                                    eng.cmd.k.eq(v.k), eng.cmd.m_tiles.eq(v.mt),
-                                    eng.cmd.n_tiles.eq(v.nt), eng.start.eq(1),
-                                ]
-                                m.d.sync += [g_row.eq(v.dst), g_acc.eq(v.acc)]
-                                m.next = "GEMM"
+                                m.next = "GEMM_CHECK"
                         with m.Case(Op.REQUANT):
                             v = view(Op.REQUANT)
                             with m.If(v.rows == 0):
@@ -498,7 +542,9 @@ class Core(wiring.Component):
                             with m.If(v.tag >= self.tags):
                                 fail(CoreError.BAD_TAG)
                             with m.Else():
-                                m.d.sync += [w_tag.eq(v.tag), w_count.eq(v.count)]
+                                m.d.sync += [w_tag.eq(v.tag), w_count.eq(v.count),
+                                             w_sel.eq(1 << v.tag[:max(1, (self.tags - 1).bit_length())]),
+                                             w_neg.eq(-v.count), w_zero.eq(v.count == 0)]
                                 m.next = "WAIT"
                         with m.Case(Op.SYNC):
                             v = view(Op.SYNC)
@@ -516,6 +562,21 @@ class Core(wiring.Component):
                     done()
                 with m.Else():
                     m.d.sync += delay_left.eq(delay_left - 1)
+
+            with m.State("GEMM_CHECK"):  # the products of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                with m.If(g_spm_bad):
+                    fail(CoreError.SPM_RANGE)
+                with m.Elif(g_acc_bad):
+                    fail(CoreError.ACC_RANGE)
+                with m.Else():
+                    m.d.comb += [
+                        eng.cmd.a_base.eq(gv.a), eng.cmd.b_base.eq(gv.b),
+                        eng.cmd.k.eq(gv.k), eng.cmd.m_tiles.eq(gv.mt),
+                        eng.cmd.n_tiles.eq(gv.nt), eng.start.eq(1),
+                    ]
+                    m.d.sync += [g_row.eq(gv.dst), g_acc.eq(gv.acc)]
+                    m.next = "GEMM"
 
             with m.State("GEMM"):
                 m.d.comb += [self.running.eq(1), gemm_mode.eq(1)]
@@ -542,9 +603,11 @@ class Core(wiring.Component):
 
             with m.State("WAIT"):
                 m.d.comb += [self.running.eq(1), net_wait.eq(1)]
-                with m.If(w_have >= w_count):
+                with m.If(w_ge):
                     m.d.comb += wait_take.eq(1)
                     done()
+                with m.Else():
+                    m.d.sync += w_ge.eq(w_have >= w_count)
 
             with m.State("SYNC"):
                 m.d.comb += [self.running.eq(1), sync_wait.eq(1), self.sync_arrive.eq(1)]

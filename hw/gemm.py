@@ -73,7 +73,10 @@ class GemmEngine(wiring.Component):
         a_tile = Signal.like(self.cmd.a_base, name="a_tile")   # a_base + mi*k
         b_tile = Signal.like(self.cmd.b_base, name="b_tile")   # b_base + nj*k
         issuing = Signal(name="issuing")
-        rows_left = Signal(24, name="rows_left")
+        # Result rows still to come from tiles whose last beat has been issued (R are added
+        # when a tile's last read pair fires, one is taken per output row): `busy` without
+        # multiplying m_tiles * n_tiles at the start.
+        rows_left = Signal(16, name="rows_left")    # bounded by the tiles in flight
         inflight = Signal(name="inflight")
         in_first, in_last = Signal(name="in_first"), Signal(name="in_last")
 
@@ -81,9 +84,8 @@ class GemmEngine(wiring.Component):
         with m.If(self.start & ~self.busy):
             m.d.sync += [cmd.eq(self.cmd), kk.eq(0), mi.eq(0), nj.eq(0),
                          a_tile.eq(self.cmd.a_base), b_tile.eq(self.cmd.b_base)]
-            ntiles = self.cmd.m_tiles * self.cmd.n_tiles
-            empty = (self.cmd.k == 0) | (ntiles == 0)
-            m.d.sync += [issuing.eq(~empty), rows_left.eq(Mux(empty, 0, ntiles * R))]
+            empty = (self.cmd.k == 0) | (self.cmd.m_tiles == 0) | (self.cmd.n_tiles == 0)
+            m.d.sync += issuing.eq(~empty)
 
         # Issue one A/B read pair per cycle while the FIFO has room (counting the read in flight).
         # When A and B sit in the same bank, the scratchpad grants A first: its word is kept in
@@ -139,8 +141,10 @@ class GemmEngine(wiring.Component):
             pe.inp.payload.eq(q.r_data), pe.inp.valid.eq(q.r_rdy), q.r_en.eq(pe.inp.ready),
         ]
         wiring.connect(m, pe.out, wiring.flipped(self.out))
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += rows_left.eq(rows_left - 1)
+        tile_done = Signal(name="tile_done")
+        m.d.comb += tile_done.eq(fire & (kk == cmd.k - 1))
+        m.d.sync += rows_left.eq(rows_left + Mux(tile_done, R, 0)
+                                 - (self.out.valid & self.out.ready))
         m.d.comb += [self.macs.eq(pe.macs), self.mac_cycles.eq(pe.busy),
                      pe.clear_counters.eq(self.clear_counters)]
         return m

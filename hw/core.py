@@ -329,14 +329,22 @@ class Core(wiring.Component):
         gemm_mode = Signal(name="gemm_mode")
         m.d.comb += eng.out.ready.eq(1)
         out_fire = eng.out.valid      # ready is always high
+        # Two stages: the old row read from the accumulator memory is registered first (the
+        # block RAM's clock-to-out ends at a flip-flop), then added and written back.
+        rmw2_v = Signal(name="rmw2_v")
+        rmw2_addr = Signal.like(awp.addr, name="rmw2_addr")
+        rmw2_row = Signal(row_layout, name="rmw2_row")
+        rmw2_old = Signal(row_layout, name="rmw2_old")
         m.d.sync += [rmw_v.eq(out_fire), rmw_addr.eq(g_row), rmw_row.eq(eng.out.payload.row),
                      rmw_add.eq(g_acc)]
+        m.d.sync += [rmw2_v.eq(rmw_v), rmw2_addr.eq(rmw_addr), rmw2_row.eq(rmw_row),
+                     rmw2_old.eq(Mux(rmw_add, acc_rdata.as_value(), 0))]
         with m.If(out_fire):
             m.d.sync += g_row.eq(g_row + 1)
         wdata = Signal(row_layout, name="acc_wdata")
         for j in range(C):
-            m.d.comb += wdata[j].eq((rmw_row[j] + Mux(rmw_add, acc_rdata[j], 0))[:aw_acc])
-        m.d.comb += [awp.en.eq(rmw_v), awp.addr.eq(rmw_addr), awp.data.eq(wdata)]
+            m.d.comb += wdata[j].eq((rmw2_row[j] + rmw2_old[j])[:aw_acc])
+        m.d.comb += [awp.en.eq(rmw2_v), awp.addr.eq(rmw2_addr), awp.data.eq(wdata)]
 
         # ---- REQUANT path: acc + bias reads -> FIFO -> vector unit -> scratchpad ------------
         rq_layout = data.StructLayout({"acc": row_layout, "bias": signed(aw_acc),
@@ -348,25 +356,33 @@ class Core(wiring.Component):
         rq_tag = Signal(spm.addr_width, name="rq_tag")
         rq_want = Signal(name="rq_want")
         rq_fire = Signal(name="rq_fire")
+        rq_inflight2 = Signal(name="rq_inflight2")     # a row in the `rq_in` register
+        rq_used = Signal(range(FD + 1), name="rq_used")   # rows issued, not yet in the vector unit
+        m.d.sync += rq_used.eq(rq_used + rq_fire - (rqf.r_rdy & rqf.r_en))
         m.d.comb += [
-            rq_want.eq(rq_mode & (r_issued != r_rows) & ((rqf.level + rq_inflight) < FD)),
+            rq_want.eq(rq_mode & (r_issued != r_rows) & (rq_used < FD)),
             bias_rd.en.eq(rq_want & r_use_bias),
-            bias_rd.addr.eq(r_bias + r_issued),
+            bias_rd.addr.eq(r_bias),
             rq_fire.eq(rq_want & (~r_use_bias | bias_rd.ready)),
         ]
-        m.d.sync += [rq_inflight.eq(rq_fire), rq_tag.eq(r_dst + r_issued)]
+        # r_src, r_dst and r_bias are pointers to the next row (incremented per row issued).
+        m.d.sync += [rq_inflight.eq(rq_fire), rq_tag.eq(r_dst)]
         with m.If(rq_fire):
-            m.d.sync += r_issued.eq(r_issued + 1)
+            m.d.sync += [r_issued.eq(r_issued + 1), r_src.eq(r_src + 1), r_dst.eq(r_dst + 1),
+                         r_bias.eq(r_bias + 1)]
         # The accumulator read port: GEMM's RMW address, else REQUANT's row.
-        m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, r_src + r_issued))
+        m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, r_src))
+        # The accumulator row and the bias word are registered (`rq_in`), then written into
+        # the FIFO.
         rq_in = Signal(rq_layout, name="rq_in")
         bias_w = min(ww, aw_acc)
-        m.d.comb += [
+        m.d.sync += [
+            rq_inflight2.eq(rq_inflight),
             rq_in.acc.eq(acc_rdata),
             rq_in.bias.eq(Mux(r_use_bias, bias_rd.data[:bias_w].as_signed(), 0)),
             rq_in.tag.eq(rq_tag),
-            rqf.w_data.eq(rq_in), rqf.w_en.eq(rq_inflight),
         ]
+        m.d.comb += [rqf.w_data.eq(rq_in), rqf.w_en.eq(rq_inflight2)]
         rq_out = data.View(rq_layout, rqf.r_data)
         m.d.comb += [
             vec.inp.valid.eq(rqf.r_rdy),
@@ -416,6 +432,20 @@ class Core(wiring.Component):
         g_rows = Signal(8 + R.bit_length() + 1, name="g_rows")   # mt * nt * R
         m.d.sync += [g_ak.eq(shift_add(gv.mt, gv.k, 16)), g_bk.eq(shift_add(gv.nt, gv.k, 16)),
                      g_rows.eq(const_mul(shift_add(gv.mt, gv.nt, 8), R))]
+        # REQUANT and SEND range checks, computed from the instruction register during EXEC
+        # and registered for REQUANT_CHECK / SEND_CHECK.
+        rv, sv = view(Op.REQUANT), view(Op.SEND)
+        rq_spm_bad, rq_acc_bad = Signal(name="rq_spm_bad"), Signal(name="rq_acc_bad")
+        sd_spm_bad, sd_dest_bad = Signal(name="sd_spm_bad"), Signal(name="sd_dest_bad")
+        sd_tag_bad = Signal(name="sd_tag_bad")
+        m.d.sync += [
+            rq_spm_bad.eq(((rv.dst + rv.rows) > words) |
+                          (rv.use_bias & ((rv.bias + rv.rows) > words))),
+            rq_acc_bad.eq((rv.src + rv.rows) > self.acc_depth),
+            sd_spm_bad.eq(((sv.src + sv.len) >= words) | ((sv.dst + sv.len) >= words)),
+            sd_dest_bad.eq((sv.x >= cfg.mesh.cols) | (sv.y >= cfg.mesh.rows)),
+            sd_tag_bad.eq(sv.tag >= self.tags),
+        ]
         g_spm_bad = Signal(name="g_spm_bad")
         g_acc_bad = Signal(name="g_acc_bad")
         m.d.comb += [g_spm_bad.eq(((gv.a + g_ak) > words) | ((gv.b + g_bk) > words)),
@@ -513,30 +543,10 @@ class Core(wiring.Component):
                             v = view(Op.REQUANT)
                             with m.If(v.rows == 0):
                                 done()
-                            with m.Elif(((v.dst + v.rows) > words) |
-                                      (v.use_bias & ((v.bias + v.rows) > words))):
-                                fail(CoreError.SPM_RANGE)
-                            with m.Elif((v.src + v.rows) > self.acc_depth):
-                                fail(CoreError.ACC_RANGE)
                             with m.Else():
-                                m.d.sync += [r_src.eq(v.src), r_dst.eq(v.dst), r_bias.eq(v.bias),
-                                             r_use_bias.eq(v.use_bias), r_rows.eq(v.rows),
-                                             r_issued.eq(0), r_written.eq(0)]
-                                m.next = "REQUANT"
+                                m.next = "REQUANT_CHECK"
                         with m.Case(Op.SEND):
-                            v = view(Op.SEND)
-                            ln = v.len + 1
-                            with m.If(((v.src + ln) > words) | ((v.dst + ln) > words)):
-                                fail(CoreError.SPM_RANGE)
-                            with m.Elif((v.x >= cfg.mesh.cols) | (v.y >= cfg.mesh.rows)):
-                                fail(CoreError.BAD_DEST)
-                            with m.Elif(v.tag >= self.tags):
-                                fail(CoreError.BAD_TAG)
-                            with m.Else():
-                                m.d.sync += [send_req.src.eq(v.src), send_req.len.eq(ln),
-                                             send_req.x.eq(v.x), send_req.y.eq(v.y),
-                                             send_req.dst.eq(v.dst), send_req.tag.eq(v.tag)]
-                                m.next = "SEND"
+                            m.next = "SEND_CHECK"
                         with m.Case(Op.WAIT):
                             v = view(Op.WAIT)
                             with m.If(v.tag >= self.tags):
@@ -578,9 +588,35 @@ class Core(wiring.Component):
                     m.d.sync += [g_row.eq(gv.dst), g_acc.eq(gv.acc)]
                     m.next = "GEMM"
 
+            with m.State("REQUANT_CHECK"):   # the range checks of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                with m.If(rq_spm_bad):
+                    fail(CoreError.SPM_RANGE)
+                with m.Elif(rq_acc_bad):
+                    fail(CoreError.ACC_RANGE)
+                with m.Else():
+                    m.d.sync += [r_src.eq(rv.src), r_dst.eq(rv.dst), r_bias.eq(rv.bias),
+                                 r_use_bias.eq(rv.use_bias), r_rows.eq(rv.rows),
+                                 r_issued.eq(0), r_written.eq(0)]
+                    m.next = "REQUANT"
+
+            with m.State("SEND_CHECK"):      # the range checks of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                with m.If(sd_spm_bad):
+                    fail(CoreError.SPM_RANGE)
+                with m.Elif(sd_dest_bad):
+                    fail(CoreError.BAD_DEST)
+                with m.Elif(sd_tag_bad):
+                    fail(CoreError.BAD_TAG)
+                with m.Else():
+                    m.d.sync += [send_req.src.eq(sv.src), send_req.len.eq(sv.len + 1),
+                                 send_req.x.eq(sv.x), send_req.y.eq(sv.y),
+                                 send_req.dst.eq(sv.dst), send_req.tag.eq(sv.tag)]
+                    m.next = "SEND"
+
             with m.State("GEMM"):
                 m.d.comb += [self.running.eq(1), gemm_mode.eq(1)]
-                with m.If(~eng.busy & ~rmw_v):
+                with m.If(~eng.busy & ~rmw_v & ~rmw2_v):
                     done()
 
             with m.State("REQUANT"):

@@ -91,8 +91,8 @@ class VectorUnit(wiring.Component):
     through one rounding shifter and one clamp. Pipeline, one chunk per cycle::
 
         inp -> [S1: acc + bias, params] -> [A: chunk select] -> [B: chunk * mult]
-            -> [C: sum = (sum << 17) + product] -> [D: rounding shift of the lane's product,
-            saturated to data_width + 2 bits] -> (zero point, clamp) -> [lane register]
+            -> [C: sum = (sum << 17) + product] -> [D: rounding shift of the lane's product]
+            -> [D2: saturated to data_width + 2 bits] -> (zero point, clamp) -> [lane register]
             -> [output FIFO] -> out
 
     ``inp.ready`` depends on registered state only (a credit check: beats accepted and not
@@ -116,7 +116,7 @@ class VectorUnit(wiring.Component):
     INTERVAL : int
         Cycles per beat: ``lanes * mult_chunks(acc_width)``.
     LATENCY : int
-        Cycles from an ``inp`` transfer to ``out.valid`` (empty unit): ``INTERVAL + 6``.
+        Cycles from an ``inp`` transfer to ``out.valid`` (empty unit): ``INTERVAL + 7``.
     FIFO_DEPTH : int
         Output FIFO entries (credits), enough for one beat every ``INTERVAL`` cycles.
 
@@ -139,7 +139,7 @@ class VectorUnit(wiring.Component):
         self.data_width, self.tag_width = data_width, tag_width
         self.chunks = mult_chunks(acc_width)
         self.INTERVAL = lanes * self.chunks
-        self.LATENCY = self.INTERVAL + 6
+        self.LATENCY = self.INTERVAL + 7
         self.FIFO_DEPTH = -(-self.LATENCY // self.INTERVAL) + 1
         super().__init__({
             "inp": In(stream.Signature(vector_input_layout(lanes, acc_width, tag_width))),
@@ -231,37 +231,42 @@ class VectorUnit(wiring.Component):
 
         # D: rounding shift. floor((x + 2**(s-1)) / 2**s) == (floor(2x / 2**s) + 1) >> 1 for
         # every s >= 0 (s = 0 gives x), so y = (2x) >> s is a plain arithmetic shift and the
-        # rounding increment moves to E where it folds into the zero-point add. y is saturated
-        # to `sw` bits: beyond that range the result clamps to lo/hi either way.
+        # rounding increment moves to E where it folds into the zero-point add.
         vd = Signal(name="vd")
-        yd = Signal(signed(sw), name="yd")
+        yd = Signal(signed(pw + 1), name="yd")
         md = Signal(meta, name="meta_d")
-        m.d.sync += [vd.eq(vc & mc.last), md.eq(mc)]
-        smax, smin = (1 << (sw - 1)) - 1, -(1 << (sw - 1))
-        y = Signal(signed(pw + 1), name="y")
-        m.d.comb += y.eq((pc << 1) >> mc.shift)
-        m.d.sync += yd.eq(Mux(y > smax, smax, Mux(y < smin, smin, y)))
+        m.d.sync += [vd.eq(vc & mc.last), md.eq(mc), yd.eq((pc << 1) >> mc.shift)]
 
+        # D2: y saturated to `sw` bits (beyond that range the result clamps to lo/hi either
+        # way): out of range when the bits above the low sw-1 are not all copies of the sign.
+        vs = Signal(name="vs")
+        ys = Signal(signed(sw), name="ys")
+        ms = Signal(meta, name="meta_s")
+        smax, smin = (1 << (sw - 1)) - 1, -(1 << (sw - 1))
+        top = yd[sw - 1:]
+        neg = yd[-1]
+        m.d.sync += [vs.eq(vd), ms.eq(md),
+                     ys.eq(Mux(~neg & top.any(), smax, Mux(neg & ~top.all(), smin, yd[:sw])))]
         # E: zero point and clamp (numpy.clip order: max with lo, then min with hi) into the
         # lane's result register; a complete beat goes into the output FIFO the next cycle.
         z = Signal(signed(sw + 1), name="z")
         lo_c = Signal(signed(sw + 1), name="loc")
         lane_res = Signal(signed(dw), name="lane_res")
         m.d.comb += [
-            z.eq((yd + md.off) >> 1),
-            lo_c.eq(Mux(z < md.lo, md.lo, z)),
-            lane_res.eq(Mux(lo_c > md.hi, md.hi, lo_c)[:dw].as_signed()),
+            z.eq((ys + ms.off) >> 1),
+            lo_c.eq(Mux(z < ms.lo, ms.lo, z)),
+            lane_res.eq(Mux(lo_c > ms.hi, ms.hi, lo_c)[:dw].as_signed()),
         ]
         res = Signal(out_layout, name="res")
         res_v = Signal(name="res_v")
-        m.d.sync += res_v.eq(vd & md.last_lane)
-        with m.If(vd):
-            with m.Switch(md.lane):
+        m.d.sync += res_v.eq(vs & ms.last_lane)
+        with m.If(vs):
+            with m.Switch(ms.lane):
                 for i in range(L):
                     with m.Case(i):
                         m.d.sync += res.data[i].eq(lane_res)
-            with m.If(md.last_lane):
-                m.d.sync += res.tag.eq(md.tag)
+            with m.If(ms.last_lane):
+                m.d.sync += res.tag.eq(ms.tag)
         m.d.comb += [
             q.w_data.eq(res),
             q.w_en.eq(res_v),            # never refused: the credits reserve the entry

@@ -236,10 +236,10 @@ def test_corner_products():
 def test_full_throughput_and_latency(lanes, aw):
     """No stalls: beat n enters in cycle n * INTERVAL (INTERVAL = lanes x multiplier passes
     per lane: 17-bit chunks of the accumulator, the top one signed and up to 18 bits), its
-    result is valid LATENCY = INTERVAL + 6 cycles later."""
+    result is valid LATENCY = INTERVAL + 7 cycles later."""
     N = 20
     chunks = {16: 1, 32: 2, 48: 3}[aw]
-    II, L = lanes * chunks, lanes * chunks + 6
+    II, L = lanes * chunks, lanes * chunks + 7
     rng = np.random.default_rng(13)
     dut = VectorUnit(lanes, acc_width=aw)
     assert (dut.INTERVAL, dut.LATENCY) == (II, L)

@@ -107,16 +107,18 @@ class Core(wiring.Component):
     -------------------------------------------------------------------------------
     Every instruction takes 1 decode cycle (the instruction word is registered after the
     instruction-memory read) + 1 execute cycle, plus:
-    NOP, SETQ, LOOP (taken or not), HALT: nothing (2 cycles). DELAY n: n (2 + n).
-    GEMM: about ``mt*nt*max(k, R) + 11`` (one cycle of bounds checks; 1x1 tile k=16: 29 in all;
-    2x2 tiles k=16: 77), the same for ``acc=0`` and ``acc=1`` (the accumulator
-    read-modify-write is pipelined, one row a cycle, no stall: consecutive rows of one GEMM
-    never hit the same accumulator row).
-    REQUANT: ``rows * II + 12`` with ``II`` = the vector unit's ``INTERVAL`` (C lanes x 2
-    multiplier passes for 32-bit accumulators: 8 on the tiny preset; rows=1: 20 in all,
-    rows=16: 140): one time-multiplexed multiplier per core; bias reads lose cycles only when
+    NOP, HALT: nothing (2 cycles). SETQ, LOOP (taken or not): 1 check cycle (3 cycles).
+    DELAY n: n (2 + n).
+    GEMM: about ``mt*nt*max(k, R) + 13`` (a check cycle, the read-data and accumulator
+    registers; 1x1 tile k=16: 31 in all; 2x2 tiles k=16: 79), the same for ``acc=0`` and
+    ``acc=1`` (the accumulator read-modify-write is pipelined, one row a cycle, no stall:
+    consecutive rows of one GEMM never hit the same accumulator row).
+    REQUANT: ``rows * II + 13`` with ``II`` = the vector unit's ``INTERVAL`` (C lanes x 2
+    multiplier passes for 32-bit accumulators: 8 on the tiny preset; rows=1: 23 in all,
+    rows=16: 143): one time-multiplexed multiplier per core; bias reads lose cycles only when
     the bias bank is taken by a higher-priority port.
-    SEND: until ``send.ready`` and then ``send_done`` (done in the transfer cycle is accepted).
+    SEND: 1 check cycle, then until ``send.ready`` and ``send_done`` (done in the transfer
+    cycle is accepted).
     WAIT: until the cycle after the counter reaches ``count`` (the subtraction happens in that
     completing cycle).
     SYNC: until ``sync_release``.
@@ -430,8 +432,33 @@ class Core(wiring.Component):
         g_ak = Signal(16 + 1, name="g_ak")          # mt * k
         g_bk = Signal(16 + 1, name="g_bk")          # nt * k
         g_rows = Signal(8 + R.bit_length() + 1, name="g_rows")   # mt * nt * R
+        # ... and the room left above the base addresses (signed: negative when the base is
+        # already past the end), so GEMM_CHECK only compares.
+        g_aroom = Signal(signed(isa.ADDR_BITS + 2), name="g_aroom")     # words - a
+        g_broom = Signal(signed(isa.ADDR_BITS + 2), name="g_broom")     # words - b
+        g_droom = Signal(signed(isa.ACC_BITS + 2), name="g_droom")      # acc_depth - dst
         m.d.sync += [g_ak.eq(shift_add(gv.mt, gv.k, 16)), g_bk.eq(shift_add(gv.nt, gv.k, 16)),
-                     g_rows.eq(const_mul(shift_add(gv.mt, gv.nt, 8), R))]
+                     g_rows.eq(const_mul(shift_add(gv.mt, gv.nt, 8), R)),
+                     g_aroom.eq(words - gv.a), g_broom.eq(words - gv.b),
+                     g_droom.eq(self.acc_depth - gv.dst)]
+        # SETQ and LOOP checks, computed from the instruction register during EXEC and
+        # registered for SETQ_CHECK / LOOP_CHECK.
+        qv, lv = view(Op.SETQ), view(Op.LOOP)
+        dmin, dmax = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
+        lo_s, hi_s = qv.lo.as_signed(), qv.hi.as_signed()
+        sq_lo, sq_hi = Signal(signed(dw), name="sq_lo"), Signal(signed(dw), name="sq_hi")
+        sq_bad = Signal(name="sq_bad")
+        lp_target_bad, lp_nest_bad = Signal(name="lp_target_bad"), Signal(name="lp_nest_bad")
+        lp_count2, lp_jump = Signal(name="lp_count2"), Signal(name="lp_jump")
+        lo_c = Mux(lo_s < dmin, dmin, lo_s)
+        hi_c = Mux(hi_s > dmax, dmax, hi_s)
+        m.d.sync += [
+            sq_lo.eq(lo_c), sq_hi.eq(hi_c),
+            sq_bad.eq((qv.shift > golden.SHIFT_MAX) | (lo_c > hi_c)),
+            lp_target_bad.eq(lv.target > pc), lp_nest_bad.eq(loop_active & (loop_pc != pc)),
+            lp_count2.eq(lv.count >= 2),
+            lp_jump.eq(Mux(loop_active, loop_left != 0, lv.count >= 2)),
+        ]
         # REQUANT and SEND range checks, computed from the instruction register during EXEC
         # and registered for REQUANT_CHECK / SEND_CHECK.
         rv, sv = view(Op.REQUANT), view(Op.SEND)
@@ -448,8 +475,8 @@ class Core(wiring.Component):
         ]
         g_spm_bad = Signal(name="g_spm_bad")
         g_acc_bad = Signal(name="g_acc_bad")
-        m.d.comb += [g_spm_bad.eq(((gv.a + g_ak) > words) | ((gv.b + g_bk) > words)),
-                     g_acc_bad.eq((gv.dst + g_rows) > self.acc_depth)]
+        m.d.comb += [g_spm_bad.eq((g_ak > g_aroom) | (g_bk > g_broom)),
+                     g_acc_bad.eq(g_rows > g_droom)]
 
         net_wait = Signal(name="net_wait")
         sync_wait = Signal(name="sync_wait")
@@ -492,18 +519,7 @@ class Core(wiring.Component):
                         with m.Case(Op.HALT):
                             m.next = "HALTED"
                         with m.Case(Op.SETQ):
-                            v = view(Op.SETQ)
-                            dmin, dmax = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
-                            lo_s, hi_s = v.lo.as_signed(), v.hi.as_signed()
-                            lo_c = Mux(lo_s < dmin, dmin, lo_s)
-                            hi_c = Mux(hi_s > dmax, dmax, hi_s)
-                            with m.If((v.shift > golden.SHIFT_MAX) | (lo_c > hi_c)):
-                                fail(CoreError.BAD_REQUANT)
-                            with m.Else():
-                                m.d.sync += [q.mult.eq(v.mult), q.shift.eq(v.shift),
-                                             q.zero_point.eq(v.zp.as_signed()),
-                                             q.lo.eq(lo_c), q.hi.eq(hi_c)]
-                                done()
+                            m.next = "SETQ_CHECK"
                         with m.Case(Op.DELAY):
                             v = view(Op.DELAY)
                             with m.If(v.cycles == 0):
@@ -512,27 +528,7 @@ class Core(wiring.Component):
                                 m.d.sync += delay_left.eq(v.cycles - 1)
                                 m.next = "DELAY"
                         with m.Case(Op.LOOP):
-                            v = view(Op.LOOP)
-                            # Jumps (unless it fails): fetch the target instead of pc + 1.
-                            with m.If(Mux(loop_active, loop_left != 0, v.count >= 2)):
-                                m.d.comb += fetch_addr.eq(v.target)
-                            with m.If(v.target > pc):
-                                fail(CoreError.LOOP_TARGET)
-                            with m.Elif(loop_active & (loop_pc != pc)):
-                                fail(CoreError.LOOP_NEST)
-                            with m.Elif(loop_active):
-                                with m.If(loop_left == 0):
-                                    m.d.sync += loop_active.eq(0)
-                                    done()
-                                with m.Else():
-                                    m.d.sync += [loop_left.eq(loop_left - 1), pc.eq(v.target)]
-                                    m.next = "DECODE"
-                            with m.Elif(v.count >= 2):
-                                m.d.sync += [loop_active.eq(1), loop_pc.eq(pc),
-                                             loop_left.eq(v.count - 2), pc.eq(v.target)]
-                                m.next = "DECODE"
-                            with m.Else():
-                                done()
+                            m.next = "LOOP_CHECK"
                         with m.Case(Op.GEMM):
                             v = view(Op.GEMM)
                             with m.If((v.k == 0) | (v.mt == 0) | (v.nt == 0)):
@@ -587,6 +583,39 @@ class Core(wiring.Component):
                     ]
                     m.d.sync += [g_row.eq(gv.dst), g_acc.eq(gv.acc)]
                     m.next = "GEMM"
+
+            with m.State("SETQ_CHECK"):      # the checks of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                with m.If(sq_bad):
+                    fail(CoreError.BAD_REQUANT)
+                with m.Else():
+                    m.d.sync += [q.mult.eq(qv.mult), q.shift.eq(qv.shift),
+                                 q.zero_point.eq(qv.zp.as_signed()),
+                                 q.lo.eq(sq_lo), q.hi.eq(sq_hi)]
+                    done()
+
+            with m.State("LOOP_CHECK"):      # the checks of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                # Jumps (unless it fails): fetch the target instead of pc + 1.
+                with m.If(lp_jump):
+                    m.d.comb += fetch_addr.eq(lv.target)
+                with m.If(lp_target_bad):
+                    fail(CoreError.LOOP_TARGET)
+                with m.Elif(lp_nest_bad):
+                    fail(CoreError.LOOP_NEST)
+                with m.Elif(loop_active):
+                    with m.If(loop_left == 0):
+                        m.d.sync += loop_active.eq(0)
+                        done()
+                    with m.Else():
+                        m.d.sync += [loop_left.eq(loop_left - 1), pc.eq(lv.target)]
+                        m.next = "DECODE"
+                with m.Elif(lp_count2):
+                    m.d.sync += [loop_active.eq(1), loop_pc.eq(pc),
+                                 loop_left.eq(lv.count - 2), pc.eq(lv.target)]
+                    m.next = "DECODE"
+                with m.Else():
+                    done()
 
             with m.State("REQUANT_CHECK"):   # the range checks of EXEC are registered
                 m.d.comb += self.running.eq(1)

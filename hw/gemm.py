@@ -85,10 +85,19 @@ class GemmEngine(wiring.Component):
         inflight = Signal(name="inflight")
         in_first, in_last = Signal(name="in_first"), Signal(name="in_last")
 
+        # k - 1 and n_tiles - 1 are computed from the command input and registered for the
+        # reloads, so `start` only selects (no subtraction behind it).
+        k_m1 = Signal(16, name="k_m1")
+        nt_m1 = Signal(8, name="nt_m1")
+        k_in_m1 = Signal(16, name="k_in_m1")
+        nt_in_m1 = Signal(8, name="nt_in_m1")
+        mt_in_m1 = Signal(8, name="mt_in_m1")
+        m.d.comb += [k_in_m1.eq(self.cmd.k - 1), nt_in_m1.eq(self.cmd.n_tiles - 1),
+                     mt_in_m1.eq(self.cmd.m_tiles - 1)]
         m.d.comb += self.busy.eq(issuing | (rows_left != 0))
         with m.If(self.start & ~self.busy):
-            m.d.sync += [cmd.eq(self.cmd), kleft.eq(self.cmd.k - 1),
-                         njleft.eq(self.cmd.n_tiles - 1), mileft.eq(self.cmd.m_tiles - 1),
+            m.d.sync += [cmd.eq(self.cmd), kleft.eq(k_in_m1), k_m1.eq(k_in_m1),
+                         njleft.eq(nt_in_m1), nt_m1.eq(nt_in_m1), mileft.eq(mt_in_m1),
                          first.eq(1),
                          a_tile.eq(self.cmd.a_base), b_tile.eq(self.cmd.b_base),
                          a_ptr.eq(self.cmd.a_base), b_ptr.eq(self.cmd.b_base)]
@@ -132,9 +141,9 @@ class GemmEngine(wiring.Component):
         with m.If(fire):
             m.d.sync += [in_first.eq(first), in_last.eq(kleft == 0)]
             with m.If(kleft == 0):
-                m.d.sync += [kleft.eq(cmd.k - 1), first.eq(1)]
+                m.d.sync += [kleft.eq(k_m1), first.eq(1)]
                 with m.If(njleft == 0):
-                    m.d.sync += [njleft.eq(cmd.n_tiles - 1), b_tile.eq(cmd.b_base),
+                    m.d.sync += [njleft.eq(nt_m1), b_tile.eq(cmd.b_base),
                                  b_ptr.eq(cmd.b_base)]
                     with m.If(mileft == 0):
                         m.d.sync += issuing.eq(0)

@@ -473,6 +473,10 @@ class Core(wiring.Component):
             sd_dest_bad.eq((sv.x >= cfg.mesh.cols) | (sv.y >= cfg.mesh.rows)),
             sd_tag_bad.eq(sv.tag >= self.tags),
         ]
+        # The engine's command is the GEMM instruction register (its command registers
+        # follow it while idle; `start` is given in GEMM_CHECK).
+        m.d.comb += [eng.cmd.a_base.eq(gv.a), eng.cmd.b_base.eq(gv.b), eng.cmd.k.eq(gv.k),
+                     eng.cmd.m_tiles.eq(gv.mt), eng.cmd.n_tiles.eq(gv.nt)]
         g_spm_bad = Signal(name="g_spm_bad")
         g_acc_bad = Signal(name="g_acc_bad")
         m.d.comb += [g_spm_bad.eq((g_ak > g_aroom) | (g_bk > g_broom)),
@@ -571,17 +575,15 @@ class Core(wiring.Component):
 
             with m.State("GEMM_CHECK"):  # the products of EXEC are registered
                 m.d.comb += self.running.eq(1)
+                # Loaded whatever the checks say (unused after a failure): only `start` and
+                # the next state depend on them.
+                m.d.sync += [g_row.eq(gv.dst), g_acc.eq(gv.acc)]
                 with m.If(g_spm_bad):
                     fail(CoreError.SPM_RANGE)
                 with m.Elif(g_acc_bad):
                     fail(CoreError.ACC_RANGE)
                 with m.Else():
-                    m.d.comb += [
-                        eng.cmd.a_base.eq(gv.a), eng.cmd.b_base.eq(gv.b),
-                        eng.cmd.k.eq(gv.k), eng.cmd.m_tiles.eq(gv.mt),
-                        eng.cmd.n_tiles.eq(gv.nt), eng.start.eq(1),
-                    ]
-                    m.d.sync += [g_row.eq(gv.dst), g_acc.eq(gv.acc)]
+                    m.d.comb += eng.start.eq(1)
                     m.next = "GEMM"
 
             with m.State("SETQ_CHECK"):      # the checks of EXEC are registered

@@ -27,7 +27,8 @@ class GemmEngine(wiring.Component):
     Ports
     -----
     cmd : In(gemm_command_layout)
-        Command, sampled when ``start`` is high and the engine is idle.
+        Command, sampled when ``start`` is high and the engine is idle (the engine's command
+        registers follow it every idle cycle).
     start : In(1)
         Start pulse.
     busy : Out(1)
@@ -95,12 +96,15 @@ class GemmEngine(wiring.Component):
         m.d.comb += [k_in_m1.eq(self.cmd.k - 1), nt_in_m1.eq(self.cmd.n_tiles - 1),
                      mt_in_m1.eq(self.cmd.m_tiles - 1)]
         m.d.comb += self.busy.eq(issuing | (rows_left != 0))
-        with m.If(self.start & ~self.busy):
+        # While idle the command registers follow `cmd` every cycle, so `start` itself only
+        # sets `issuing` (a small fan-out behind the caller's start condition).
+        with m.If(~self.busy):
             m.d.sync += [cmd.eq(self.cmd), kleft.eq(k_in_m1), k_m1.eq(k_in_m1),
                          njleft.eq(nt_in_m1), nt_m1.eq(nt_in_m1), mileft.eq(mt_in_m1),
                          first.eq(1),
                          a_tile.eq(self.cmd.a_base), b_tile.eq(self.cmd.b_base),
                          a_ptr.eq(self.cmd.a_base), b_ptr.eq(self.cmd.b_base)]
+        with m.If(self.start & ~self.busy):
             empty = (self.cmd.k == 0) | (self.cmd.m_tiles == 0) | (self.cmd.n_tiles == 0)
             m.d.sync += issuing.eq(~empty)
 

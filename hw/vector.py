@@ -86,9 +86,11 @@ class VectorUnit(wiring.Component):
     ``lo > hi`` gives ``hi`` (as ``numpy.clip``).
 
     One multiplier, time-multiplexed: the lanes of a beat go through one 18 x 17-bit signed
-    multiplier (one MULT18X18D on ECP5) one accumulator chunk per cycle, top chunk first
-    (``acc_width`` 32: 2 chunks per lane, so a 4-lane beat takes ``INTERVAL`` = 8 cycles), and
-    through one rounding shifter and one clamp. Pipeline, one chunk per cycle::
+    multiplier (one MULT18X18D on ECP5) one pass per cycle, and through one rounding shifter
+    and one clamp. A lane whose ``acc + bias`` fits in 18 bits signed takes one pass; a wider
+    one is cut into a signed top chunk and unsigned 17-bit low chunks, one pass each, top
+    first (``acc_width`` 32: 2 passes). A 4-lane beat of 32-bit lanes therefore takes 4 to
+    ``INTERVAL`` = 8 cycles. Pipeline, one pass per cycle::
 
         inp -> [S1: acc + bias, params] -> [A: chunk select] -> [B: chunk * mult]
             -> [C: sum = (sum << 17) + product] -> [D: rounding shift of the lane's product]
@@ -98,7 +100,8 @@ class VectorUnit(wiring.Component):
     ``inp.ready`` depends on registered state only (a credit check: beats accepted and not
     yet delivered < ``FIFO_DEPTH``, and the multiplier free from the next cycle on), so there
     is no combinational path from ``out.ready`` (or any other input) to ``inp.ready``; with
-    ``out.ready`` held high the unit accepts a beat every ``INTERVAL`` cycles.
+    ``out.ready`` held high the unit accepts the next beat as soon as the last pass of the
+    current one is issued.
 
     Parameters
     ----------
@@ -114,11 +117,14 @@ class VectorUnit(wiring.Component):
     Attributes
     ----------
     INTERVAL : int
-        Cycles per beat: ``lanes * mult_chunks(acc_width)``.
+        Most cycles per beat: ``lanes * mult_chunks(acc_width)`` (every lane wide).
+    MIN_INTERVAL : int
+        Fewest cycles per beat: ``lanes`` (every lane fits in 18 bits).
     LATENCY : int
-        Cycles from an ``inp`` transfer to ``out.valid`` (empty unit): ``INTERVAL + 7``.
+        Most cycles from an ``inp`` transfer to ``out.valid`` (empty unit): ``INTERVAL + 7``;
+        in general the beat's passes + 7.
     FIFO_DEPTH : int
-        Output FIFO entries (credits), enough for one beat every ``INTERVAL`` cycles.
+        Output FIFO entries (credits), enough for one beat every ``MIN_INTERVAL`` cycles.
 
     Ports
     -----
@@ -139,8 +145,9 @@ class VectorUnit(wiring.Component):
         self.data_width, self.tag_width = data_width, tag_width
         self.chunks = mult_chunks(acc_width)
         self.INTERVAL = lanes * self.chunks
+        self.MIN_INTERVAL = lanes
         self.LATENCY = self.INTERVAL + 7
-        self.FIFO_DEPTH = -(-self.LATENCY // self.INTERVAL) + 1
+        self.FIFO_DEPTH = -(-(self.MIN_INTERVAL + 7) // self.MIN_INTERVAL) + 1
         super().__init__({
             "inp": In(stream.Signature(vector_input_layout(lanes, acc_width, tag_width))),
             "params": In(vector_params_layout(data_width)),
@@ -154,7 +161,6 @@ class VectorUnit(wiring.Component):
         pw = aw + MULT_BITS          # |acc * mult| < 2**(aw - 1) * 2**MULT_BITS
         sw = dw + 2                  # saturated rounded value: wide enough to clamp exactly
         out_layout = vector_output_layout(L, dw, tw)
-        II = self.INTERVAL
 
         m.submodules.fifo = q = fifo.SyncFIFO(width=out_layout.size, depth=self.FIFO_DEPTH)
 
@@ -163,54 +169,82 @@ class VectorUnit(wiring.Component):
         take = Signal(name="take")
         give = Signal(name="give")
         busy = Signal(name="busy")                       # S1 holds a beat being issued
-        sel = Signal(range(max(II, 2)), name="sel")      # chunk issued this cycle
-        last_sel = Signal(name="last_sel")
+        li = Signal(range(max(L, 2)), name="li")         # lane issued this cycle
+        cj = Signal(range(max(n, 2)), name="cj")         # pass of that lane
+        # A lane whose acc + bias fits in 18 bits signed needs one pass (the whole value is one
+        # multiplier operand); otherwise `n` passes, top chunk first.
+        s1 = [Signal(signed(aw), name=f"sum1_{i}") for i in range(L)]
+        fits = []
+        for i in range(L):
+            f = Signal(name=f"fits{i}")
+            if aw > 18:
+                top = s1[i][17:]
+                m.d.comb += f.eq(top.all() | ~top.any())
+            else:
+                m.d.comb += f.eq(1)
+            fits.append(f)
+        cur_fits = Signal(name="cur_fits")
+        last_pass = Signal(name="last_pass")             # the lane's last pass is issued
+        last_issue = Signal(name="last_issue")           # the beat's last pass is issued
+        with m.Switch(li):
+            for i in range(L):
+                with m.Case(i):
+                    m.d.comb += cur_fits.eq(fits[i])
         m.d.comb += [
-            last_sel.eq(sel == II - 1),
-            self.inp.ready.eq((count < self.FIFO_DEPTH) & (~busy | last_sel)),
+            last_pass.eq(cur_fits | (cj == n - 1)),
+            last_issue.eq(busy & last_pass & (li == L - 1)),
+            self.inp.ready.eq((count < self.FIFO_DEPTH) & (~busy | last_issue)),
             take.eq(self.inp.valid & self.inp.ready),
             give.eq(self.out.valid & self.out.ready),
         ]
         m.d.sync += count.eq(count + take - give)
 
         # S1: bias added (wrapping), parameters captured with the beat.
-        s1 = [Signal(signed(aw), name=f"sum1_{i}") for i in range(L)]
         tag1 = Signal(tw, name="tag1")
         prm1 = Signal(vector_params_layout(dw), name="prm1")
         with m.If(take):
             m.d.sync += [tag1.eq(self.inp.payload.tag), prm1.eq(self.params), busy.eq(1),
-                         sel.eq(0)]
+                         li.eq(0), cj.eq(0)]
             m.d.sync += [s1[i].eq((self.inp.payload.acc[i] + self.inp.payload.bias)[:aw].as_signed())
                          for i in range(L)]
         with m.Elif(busy):
-            m.d.sync += sel.eq(sel + 1)
-            with m.If(last_sel):
-                m.d.sync += busy.eq(0)
+            with m.If(last_pass):
+                m.d.sync += [li.eq(li + 1), cj.eq(0)]
+                with m.If(li == L - 1):
+                    m.d.sync += busy.eq(0)
+            with m.Else():
+                m.d.sync += cj.eq(cj + 1)
 
         # The metadata that travels with each chunk down the stages.
         meta = data.StructLayout({"first": 1, "last": 1, "last_lane": 1, "lane": range(L),
                                   "shift": SHIFT_BITS, "off": signed(dw + 2),
                                   "lo": signed(dw), "hi": signed(dw), "tag": tw})
 
-        # A: chunk select (issue order: lane 0 top chunk .. lane 0 low chunk, lane 1 ...).
+        # A: chunk select (issue order: lane 0's passes, top chunk first, then lane 1 ...).
         va = Signal(name="va")
         opa = Signal(signed(18), name="opa")
         multa = Signal(signed(MULT_BITS + 1), name="multa")
         ma = Signal(meta, name="meta_a")
         m.d.sync += [va.eq(busy), multa.eq(prm1.mult),
                      ma.shift.eq(prm1.shift), ma.off.eq(prm1.zero_point * 2 + 1),
-                     ma.lo.eq(prm1.lo), ma.hi.eq(prm1.hi), ma.tag.eq(tag1)]
-        with m.Switch(sel):
-            for k in range(II):
-                lane, j = divmod(k, n)
-                c = n - 1 - j                    # chunk index, top (c = n-1) first
-                with m.Case(k):
-                    if c == n - 1:
-                        chunk = s1[lane][c * cb:].as_signed()
-                    else:
-                        chunk = s1[lane][c * cb:(c + 1) * cb].as_unsigned()
-                    m.d.sync += [opa.eq(chunk), ma.first.eq(c == n - 1), ma.last.eq(c == 0),
-                                 ma.last_lane.eq((c == 0) & (lane == L - 1)), ma.lane.eq(lane)]
+                     ma.lo.eq(prm1.lo), ma.hi.eq(prm1.hi), ma.tag.eq(tag1),
+                     ma.first.eq(cj == 0), ma.last.eq(last_pass),
+                     ma.last_lane.eq(last_pass & (li == L - 1)), ma.lane.eq(li)]
+        with m.Switch(li):
+            for i in range(L):
+                with m.Case(i):
+                    with m.If(fits[i]):
+                        m.d.sync += opa.eq(s1[i][:min(aw, 18)].as_signed())
+                    with m.Else():
+                        with m.Switch(cj):
+                            for j in range(n):
+                                c = n - 1 - j            # chunk index, top (c = n-1) first
+                                with m.Case(j):
+                                    if c == n - 1:
+                                        chunk = s1[i][c * cb:].as_signed()
+                                    else:
+                                        chunk = s1[i][c * cb:(c + 1) * cb].as_unsigned()
+                                    m.d.sync += opa.eq(chunk)
 
         # B: the product (the multiplier with registered operands and product).
         vb = Signal(name="vb")

@@ -232,18 +232,27 @@ def test_corner_products():
     check(dut, beats, run_stream(dut, beats, 12, 0.0, 0.3))
 
 
-@pytest.mark.parametrize("lanes,aw", [(4, 32), (1, 16), (3, 48)])
-def test_full_throughput_and_latency(lanes, aw):
-    """No stalls: beat n enters in cycle n * INTERVAL (INTERVAL = lanes x multiplier passes
-    per lane: 17-bit chunks of the accumulator, the top one signed and up to 18 bits), its
-    result is valid LATENCY = INTERVAL + 7 cycles later."""
+@pytest.mark.parametrize("lanes,aw,small", [(4, 32, False), (4, 32, True), (1, 16, False),
+                                             (3, 48, False), (3, 48, True)])
+def test_full_throughput_and_latency(lanes, aw, small):
+    """No stalls: beat n enters in cycle n * II and its result is valid II + 7 cycles later,
+    II = lanes x multiplier passes per lane: one pass when acc + bias fits in 18 bits signed
+    (`small`), else one per 17-bit chunk (the top one signed, up to 18 bits): 2 for 32 bits,
+    3 for 48."""
     N = 20
-    chunks = {16: 1, 32: 2, 48: 3}[aw]
+    chunks = 1 if small or aw <= 18 else {32: 2, 48: 3}[aw]
     II, L = lanes * chunks, lanes * chunks + 7
     rng = np.random.default_rng(13)
     dut = VectorUnit(lanes, acc_width=aw)
-    assert (dut.INTERVAL, dut.LATENCY) == (II, L)
+    assert (dut.INTERVAL, dut.MIN_INTERVAL) == (lanes * {16: 1, 32: 2, 48: 3}[aw], lanes)
     beats = random_beats(rng, N, lanes, aw, 8, 16)
+    for b in beats:
+        if small:      # |acc + bias| < 2**17
+            b["acc"] = rng.integers(-(1 << 16), 1 << 16, lanes)
+            b["bias"] = int(rng.integers(-(1 << 16), 1 << 16))
+        else:          # every lane needs every pass: |acc + bias| >= 2**(aw - 18) * 2**17
+            b["acc"] = rng.choice([-1, 1], lanes) * (1 << (aw - 2)) + rng.integers(-99, 99, lanes)
+            b["bias"] = 0
     stats = {"in_cycles": [], "out_cycles": []}
     got = []
 
@@ -265,7 +274,7 @@ def test_full_throughput_and_latency(lanes, aw):
                 got.append(([int(x) for x in op.data], int(op.tag)))
 
     run_sim(dut, tb)
-    assert stats["in_cycles"] == [n * II for n in range(N)]        # one beat per INTERVAL
+    assert stats["in_cycles"] == [n * II for n in range(N)]        # one beat per II cycles
     assert stats["out_cycles"] == [L + n * II for n in range(N)]
     check(dut, beats, got)
 

@@ -5,7 +5,7 @@ The instruction set is :mod:`hasp.sw.isa`; the decoder reads every field through
 ``data.View(isa.LAYOUTS[op], word)``, so the bit positions are defined in one place only.
 """
 from amaranth import Module, Signal, Mux, signed
-from amaranth.lib import wiring, stream, data, fifo, memory
+from amaranth.lib import wiring, stream, data, memory
 from amaranth.lib.wiring import In, Out
 
 from hasp.sw import golden, isa
@@ -113,10 +113,11 @@ class Core(wiring.Component):
     registers; 1x1 tile k=16: 31 in all; 2x2 tiles k=16: 79), the same for ``acc=0`` and
     ``acc=1`` (the accumulator read-modify-write is pipelined, one row a cycle, no stall:
     consecutive rows of one GEMM never hit the same accumulator row).
-    REQUANT: ``rows * II + 13`` with ``II`` = the vector unit's ``INTERVAL`` (C lanes x 2
-    multiplier passes for 32-bit accumulators: 8 on the tiny preset; rows=1: 23 in all,
-    rows=16: 143): one time-multiplexed multiplier per core; bias reads lose cycles only when
-    the bias bank is taken by a higher-priority port.
+    REQUANT: ``rows * P + 14`` where ``P`` is the vector unit's passes per row: C lanes x 1
+    multiplier pass when ``acc + bias`` fits in 18 bits signed, x 2 otherwise (32-bit
+    accumulators): 4 to 8 on the tiny preset (rows=1: 20 in all, rows=16: 80 with small
+    values); one time-multiplexed multiplier per core. Bias reads lose cycles only when the
+    bias bank is taken by a higher-priority port.
     SEND: 1 check cycle, then until ``send.ready`` and ``send_done`` (done in the transfer
     cycle is accepted).
     WAIT: until the cycle after the counter reaches ``count`` (the subtraction happens in that
@@ -348,21 +349,24 @@ class Core(wiring.Component):
             m.d.comb += wdata[j].eq((rmw2_row[j] + rmw2_old[j])[:aw_acc])
         m.d.comb += [awp.en.eq(rmw2_v), awp.addr.eq(rmw2_addr), awp.data.eq(wdata)]
 
-        # ---- REQUANT path: acc + bias reads -> FIFO -> vector unit -> scratchpad ------------
+        # ---- REQUANT path: acc + bias reads -> `rq_in` register -> vector unit -> scratchpad --
+        # One row at a time between the reads and the vector unit (no FIFO: LUT-RAM is what
+        # the fpga chip runs out of). The read takes 2 cycles into `rq_in`, the vector unit
+        # needs at least C cycles per row, so for C >= 3 it never waits.
         rq_layout = data.StructLayout({"acc": row_layout, "bias": signed(aw_acc),
                                        "tag": spm.addr_width})
-        FD = 4
-        m.submodules.rq_fifo = rqf = fifo.SyncFIFO(width=rq_layout.size, depth=FD)
         rq_mode = Signal(name="rq_mode")
         rq_inflight = Signal(name="rq_inflight")
         rq_tag = Signal(spm.addr_width, name="rq_tag")
         rq_want = Signal(name="rq_want")
         rq_fire = Signal(name="rq_fire")
-        rq_inflight2 = Signal(name="rq_inflight2")     # a row in the `rq_in` register
-        rq_used = Signal(range(FD + 1), name="rq_used")   # rows issued, not yet in the vector unit
-        m.d.sync += rq_used.eq(rq_used + rq_fire - (rqf.r_rdy & rqf.r_en))
+        rq_valid = Signal(name="rq_valid")             # `rq_in` holds a row
+        rq_used = Signal(name="rq_used")               # a row read and not yet in the vector unit
+        rq_take = Signal(name="rq_take")
+        m.d.comb += rq_take.eq(rq_valid & vec.inp.ready)
+        m.d.sync += rq_used.eq(rq_used + rq_fire - rq_take)
         m.d.comb += [
-            rq_want.eq(rq_mode & (r_issued != r_rows) & (rq_used < FD)),
+            rq_want.eq(rq_mode & (r_issued != r_rows) & ~rq_used),
             bias_rd.en.eq(rq_want & r_use_bias),
             bias_rd.addr.eq(r_bias),
             rq_fire.eq(rq_want & (~r_use_bias | bias_rd.ready)),
@@ -374,23 +378,23 @@ class Core(wiring.Component):
                          r_bias.eq(r_bias + 1)]
         # The accumulator read port: GEMM's RMW address, else REQUANT's row.
         m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, r_src))
-        # The accumulator row and the bias word are registered (`rq_in`), then written into
-        # the FIFO.
+        # The accumulator row and the bias word are registered in `rq_in` (the block RAM's
+        # clock-to-out ends at a flip-flop) and offered to the vector unit from there.
         rq_in = Signal(rq_layout, name="rq_in")
         bias_w = min(ww, aw_acc)
-        m.d.sync += [
-            rq_inflight2.eq(rq_inflight),
-            rq_in.acc.eq(acc_rdata),
-            rq_in.bias.eq(Mux(r_use_bias, bias_rd.data[:bias_w].as_signed(), 0)),
-            rq_in.tag.eq(rq_tag),
-        ]
-        m.d.comb += [rqf.w_data.eq(rq_in), rqf.w_en.eq(rq_inflight2)]
-        rq_out = data.View(rq_layout, rqf.r_data)
+        with m.If(rq_inflight):
+            m.d.sync += [
+                rq_valid.eq(1),
+                rq_in.acc.eq(acc_rdata),
+                rq_in.bias.eq(Mux(r_use_bias, bias_rd.data[:bias_w].as_signed(), 0)),
+                rq_in.tag.eq(rq_tag),
+            ]
+        with m.Elif(rq_take):
+            m.d.sync += rq_valid.eq(0)
         m.d.comb += [
-            vec.inp.valid.eq(rqf.r_rdy),
-            vec.inp.payload.acc.eq(rq_out.acc), vec.inp.payload.bias.eq(rq_out.bias),
-            vec.inp.payload.tag.eq(rq_out.tag),
-            rqf.r_en.eq(vec.inp.ready),
+            vec.inp.valid.eq(rq_valid),
+            vec.inp.payload.acc.eq(rq_in.acc), vec.inp.payload.bias.eq(rq_in.bias),
+            vec.inp.payload.tag.eq(rq_in.tag),
             res_wr.en.eq(vec.out.valid), res_wr.addr.eq(vec.out.payload.tag),
             res_wr.data.eq(vec.out.payload.data.as_value()),
             vec.out.ready.eq(res_wr.ready),

@@ -139,11 +139,12 @@ def test_layer_gemm_requant(use_bias, relu, pe):
         assert ctx.get(dut.pc) == 3
         assert ctx.get(dut.perf_macs) == mt * R * nt * C * K
         # Cost model (Core docstring): 2 cycles per instruction, + 1 for SETQ's checks, plus
-        # GEMM mt*nt*max(k, R) + 13 and REQUANT rows * II + 13, II = C lanes x multiplier
-        # passes (1 up to 18-bit accumulators, 2 up to 35 bits): one time-multiplexed multiplier.
+        # GEMM mt*nt*max(k, R) + 13 and REQUANT at most rows * II + 14, II = C lanes x
+        # multiplier passes (1 for values that fit in 18 bits, 2 up to 35 bits): one
+        # time-multiplexed multiplier.
         ii = C * (1 if AW <= 18 else 2 if AW <= 35 else 3)
         # (+ 2: run() counts from the start pulse to the first cycle `halted` is seen)
-        assert cycles <= 2 + 4 * 2 + 1 + (mt * nt * max(K, R) + 13) + (nrows * ii + 13), cycles
+        assert cycles <= 2 + 4 * 2 + 1 + (mt * nt * max(K, R) + 13) + (nrows * ii + 14), cycles
         got = word_lanes(await read_spm(ctx, dut, range(dst, dst + nrows + 1)),
                          cfg.pe.lanes)
         np.testing.assert_array_equal(got[:nrows, :C], expect)

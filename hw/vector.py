@@ -94,7 +94,8 @@ class VectorUnit(wiring.Component):
 
         inp -> [S1: acc + bias, params] -> [A: chunk select] -> [B: chunk * mult]
             -> [C: sum = (sum << 17) + product] -> [D: rounding shift of the lane's product]
-            -> [D2: saturated to data_width + 2 bits] -> (zero point, clamp) -> [lane register]
+            -> [D2: saturated to data_width + 2 bits] -> [E: + zero point] -> (clamp)
+            -> [lane register]
             -> [output FIFO] -> out
 
     ``inp.ready`` depends on registered state only (a credit check: beats accepted and not
@@ -121,8 +122,8 @@ class VectorUnit(wiring.Component):
     MIN_INTERVAL : int
         Fewest cycles per beat: ``lanes`` (every lane fits in 18 bits).
     LATENCY : int
-        Most cycles from an ``inp`` transfer to ``out.valid`` (empty unit): ``INTERVAL + 7``;
-        in general the beat's passes + 7.
+        Most cycles from an ``inp`` transfer to ``out.valid`` (empty unit): ``INTERVAL + 8``;
+        in general the beat's passes + 8.
     FIFO_DEPTH : int
         Output FIFO entries (credits), enough for one beat every ``MIN_INTERVAL`` cycles.
 
@@ -146,8 +147,8 @@ class VectorUnit(wiring.Component):
         self.chunks = mult_chunks(acc_width)
         self.INTERVAL = lanes * self.chunks
         self.MIN_INTERVAL = lanes
-        self.LATENCY = self.INTERVAL + 7
-        self.FIFO_DEPTH = -(-(self.MIN_INTERVAL + 7) // self.MIN_INTERVAL) + 1
+        self.LATENCY = self.INTERVAL + 8
+        self.FIFO_DEPTH = -(-(self.MIN_INTERVAL + 8) // self.MIN_INTERVAL) + 1
         super().__init__({
             "inp": In(stream.Signature(vector_input_layout(lanes, acc_width, tag_width))),
             "params": In(vector_params_layout(data_width)),
@@ -283,24 +284,27 @@ class VectorUnit(wiring.Component):
                      ys.eq(Mux(~neg & top.any(), smax, Mux(neg & ~top.all(), smin, yd[:sw])))]
         # E: zero point and clamp (numpy.clip order: max with lo, then min with hi) into the
         # lane's result register; a complete beat goes into the output FIFO the next cycle.
+        # (E: the zero-point add is registered, E2: the clamp.)
+        vz = Signal(name="vz")
         z = Signal(signed(sw + 1), name="z")
+        mz = Signal(meta, name="meta_z")
+        m.d.sync += [vz.eq(vs), mz.eq(ms), z.eq((ys + ms.off) >> 1)]
         lo_c = Signal(signed(sw + 1), name="loc")
         lane_res = Signal(signed(dw), name="lane_res")
         m.d.comb += [
-            z.eq((ys + ms.off) >> 1),
-            lo_c.eq(Mux(z < ms.lo, ms.lo, z)),
-            lane_res.eq(Mux(lo_c > ms.hi, ms.hi, lo_c)[:dw].as_signed()),
+            lo_c.eq(Mux(z < mz.lo, mz.lo, z)),
+            lane_res.eq(Mux(lo_c > mz.hi, mz.hi, lo_c)[:dw].as_signed()),
         ]
         res = Signal(out_layout, name="res")
         res_v = Signal(name="res_v")
-        m.d.sync += res_v.eq(vs & ms.last_lane)
-        with m.If(vs):
-            with m.Switch(ms.lane):
+        m.d.sync += res_v.eq(vz & mz.last_lane)
+        with m.If(vz):
+            with m.Switch(mz.lane):
                 for i in range(L):
                     with m.Case(i):
                         m.d.sync += res.data[i].eq(lane_res)
-            with m.If(ms.last_lane):
-                m.d.sync += res.tag.eq(ms.tag)
+            with m.If(mz.last_lane):
+                m.d.sync += res.tag.eq(mz.tag)
         m.d.comb += [
             q.w_data.eq(res),
             q.w_en.eq(res_v),            # never refused: the credits reserve the entry

@@ -5,7 +5,7 @@ The instruction set is :mod:`hasp.sw.isa`; the decoder reads every field through
 ``data.View(isa.LAYOUTS[op], word)``, so the bit positions are defined in one place only.
 """
 from amaranth import Module, Signal, Mux, signed
-from amaranth.lib import wiring, stream, data, fifo, memory
+from amaranth.lib import wiring, stream, data, memory
 from amaranth.lib.wiring import In, Out
 
 from hasp.sw import golden, isa
@@ -105,15 +105,23 @@ class Core(wiring.Component):
 
     Cycle costs (measured in the simulator, tiny preset, no scratchpad contention)
     -------------------------------------------------------------------------------
-    Every instruction takes 1 fetch + 1 decode/execute cycle (no overlap), plus:
-    NOP, SETQ, LOOP (taken or not), HALT: nothing (2 cycles). DELAY n: n (2 + n).
-    GEMM: about ``mt*nt*max(k, R) + 10`` (1x1 tile k=16: 28 in all; 2x2 tiles k=16: 76), the
-    same for ``acc=0`` and ``acc=1`` (the accumulator read-modify-write is pipelined, one row a
-    cycle, no stall: consecutive rows of one GEMM never hit the same accumulator row).
-    REQUANT: ``rows + 8`` (rows=1: 10 in all, rows=16: 25); bias reads lose cycles only when the
+    Every instruction takes 1 decode cycle (the instruction word is registered after the
+    instruction-memory read) + 1 execute cycle, plus:
+    NOP, HALT: nothing (2 cycles). SETQ, LOOP (taken or not): 1 check cycle (3 cycles).
+    DELAY n: n (2 + n).
+    GEMM: about ``mt*nt*max(k, R) + 13`` (a check cycle, the read-data and accumulator
+    registers; 1x1 tile k=16: 31 in all; 2x2 tiles k=16: 79), the same for ``acc=0`` and
+    ``acc=1`` (the accumulator read-modify-write is pipelined, one row a cycle, no stall:
+    consecutive rows of one GEMM never hit the same accumulator row).
+    REQUANT: ``rows * P + 14`` where ``P`` is the vector unit's passes per row: C lanes x 1
+    multiplier pass when ``acc + bias`` fits in 18 bits signed, x 2 otherwise (32-bit
+    accumulators): 4 to 8 on the tiny preset (rows=1: 20 in all, rows=16: 80 with small
+    values); one time-multiplexed multiplier per core. Bias reads lose cycles only when the
     bias bank is taken by a higher-priority port.
-    SEND: until ``send.ready`` and then ``send_done`` (done in the transfer cycle is accepted).
-    WAIT: until the counter reaches ``count`` (the subtraction happens in the completing cycle).
+    SEND: 1 check cycle, then until ``send.ready`` and ``send_done`` (done in the transfer
+    cycle is accepted).
+    WAIT: until the cycle after the counter reaches ``count`` (the subtraction happens in that
+    completing cycle).
     SYNC: until ``sync_release``.
 
     Ports
@@ -222,8 +230,14 @@ class Core(wiring.Component):
         m.d.comb += [iwp.addr.eq(self.imem_wr.addr), iwp.data.eq(self.imem_wr.data),
                      iwp.en.eq(self.imem_wr.en)]
         pc = Signal(range(depth + 1), name="pc_r")
-        m.d.comb += [irp.en.eq(1), irp.addr.eq(pc), self.pc.eq(pc)]
-        word = irp.data
+        # The instruction word is registered after the memory read (DECODE), so EXEC decodes
+        # from a flip-flop, not from the block RAM's clock-to-out. The read address is the
+        # instruction that comes next: 0 while stopped (a start goes straight to DECODE), the
+        # target while a LOOP that jumps executes, `pc + 1` otherwise, so an instruction that
+        # completes in cycle t has its successor's word at the memory output in t + 1 (DECODE).
+        fetch_addr = Signal(range(depth), name="fetch_addr")
+        m.d.comb += [irp.en.eq(1), irp.addr.eq(fetch_addr), self.pc.eq(pc)]
+        word = Signal(isa.INSN_BITS, name="insn")
         opcode = word[:isa.OP_BITS]
 
         def view(op):
@@ -281,23 +295,32 @@ class Core(wiring.Component):
         m.d.comb += self.sync_group.eq(s_group)
 
         # Tag counters (saturating); the WAIT subtraction is applied in `wait_take` cycles.
+        # WAIT compares the waited-on counter with its count into a register (`w_ge`) and takes
+        # the cycle after: counters only grow while a WAIT waits, so the comparison is still
+        # true then. Each counter adds `w_neg` (= -count, registered by EXEC) when it is the one
+        # taken, so no multiplexer or comparator lies between the take and the counters.
         counters = [Signal(TAG_COUNTER_BITS, name=f"tag_count{i}") for i in range(self.tags)]
         wait_take = Signal(name="wait_take")
         cmax = (1 << TAG_COUNTER_BITS) - 1
-        for i, cnt in enumerate(counters):
-            inc = Signal(name=f"tag_inc{i}")
-            dec = Signal(name=f"tag_dec{i}")
-            m.d.comb += [inc.eq(self.tag_inc.valid & (self.tag_inc.tag == i)),
-                         dec.eq(wait_take & (w_tag == i))]
-            nxt = Signal(TAG_COUNTER_BITS + 1, name=f"tag_next{i}")
-            m.d.comb += nxt.eq(cnt - Mux(dec, w_count, 0) + inc)
-            m.d.sync += cnt.eq(Mux(nxt > cmax, cmax, nxt))
         w_have = Signal(TAG_COUNTER_BITS, name="w_have")
         with m.Switch(w_tag):
             for i, cnt in enumerate(counters):
                 with m.Case(i):
                     m.d.comb += w_have.eq(cnt)
-
+        w_ge = Signal(name="w_ge")
+        w_sel = Signal(self.tags, name="w_sel")                         # one-hot w_tag
+        w_neg = Signal(TAG_COUNTER_BITS + 1, name="w_neg")              # -w_count
+        w_zero = Signal(name="w_zero")                                  # w_count == 0
+        m.d.sync += w_ge.eq(0)
+        for i, cnt in enumerate(counters):
+            inc = Signal(name=f"tag_inc{i}")
+            dec = Signal(name=f"tag_dec{i}")
+            m.d.comb += [inc.eq(self.tag_inc.valid & (self.tag_inc.tag == i)),
+                         dec.eq(wait_take & w_sel[i])]
+            nxt = Signal(TAG_COUNTER_BITS + 1, name=f"tag_next{i}")
+            m.d.comb += nxt.eq(cnt + Mux(dec, w_neg, 0) + inc)
+            sat = inc & (cnt == cmax) & (~dec | w_zero)
+            m.d.sync += cnt.eq(Mux(sat, cmax, nxt[:TAG_COUNTER_BITS]))
         with m.If(self.sync_error & self.running):
             m.d.sync += sync_err_pending.eq(1)
 
@@ -309,50 +332,69 @@ class Core(wiring.Component):
         gemm_mode = Signal(name="gemm_mode")
         m.d.comb += eng.out.ready.eq(1)
         out_fire = eng.out.valid      # ready is always high
+        # Two stages: the old row read from the accumulator memory is registered first (the
+        # block RAM's clock-to-out ends at a flip-flop), then added and written back.
+        rmw2_v = Signal(name="rmw2_v")
+        rmw2_addr = Signal.like(awp.addr, name="rmw2_addr")
+        rmw2_row = Signal(row_layout, name="rmw2_row")
+        rmw2_old = Signal(row_layout, name="rmw2_old")
         m.d.sync += [rmw_v.eq(out_fire), rmw_addr.eq(g_row), rmw_row.eq(eng.out.payload.row),
                      rmw_add.eq(g_acc)]
+        m.d.sync += [rmw2_v.eq(rmw_v), rmw2_addr.eq(rmw_addr), rmw2_row.eq(rmw_row),
+                     rmw2_old.eq(Mux(rmw_add, acc_rdata.as_value(), 0))]
         with m.If(out_fire):
             m.d.sync += g_row.eq(g_row + 1)
         wdata = Signal(row_layout, name="acc_wdata")
         for j in range(C):
-            m.d.comb += wdata[j].eq((rmw_row[j] + Mux(rmw_add, acc_rdata[j], 0))[:aw_acc])
-        m.d.comb += [awp.en.eq(rmw_v), awp.addr.eq(rmw_addr), awp.data.eq(wdata)]
+            m.d.comb += wdata[j].eq((rmw2_row[j] + rmw2_old[j])[:aw_acc])
+        m.d.comb += [awp.en.eq(rmw2_v), awp.addr.eq(rmw2_addr), awp.data.eq(wdata)]
 
-        # ---- REQUANT path: acc + bias reads -> FIFO -> vector unit -> scratchpad ------------
+        # ---- REQUANT path: acc + bias reads -> `rq_in` register -> vector unit -> scratchpad --
+        # One row at a time between the reads and the vector unit (no FIFO: LUT-RAM is what
+        # the fpga chip runs out of). The read takes 2 cycles into `rq_in`, the vector unit
+        # needs at least C cycles per row, so for C >= 3 it never waits.
         rq_layout = data.StructLayout({"acc": row_layout, "bias": signed(aw_acc),
                                        "tag": spm.addr_width})
-        FD = 4
-        m.submodules.rq_fifo = rqf = fifo.SyncFIFO(width=rq_layout.size, depth=FD)
         rq_mode = Signal(name="rq_mode")
         rq_inflight = Signal(name="rq_inflight")
         rq_tag = Signal(spm.addr_width, name="rq_tag")
         rq_want = Signal(name="rq_want")
         rq_fire = Signal(name="rq_fire")
+        rq_valid = Signal(name="rq_valid")             # `rq_in` holds a row
+        rq_used = Signal(name="rq_used")               # a row read and not yet in the vector unit
+        rq_take = Signal(name="rq_take")
+        m.d.comb += rq_take.eq(rq_valid & vec.inp.ready)
+        m.d.sync += rq_used.eq(rq_used + rq_fire - rq_take)
         m.d.comb += [
-            rq_want.eq(rq_mode & (r_issued != r_rows) & ((rqf.level + rq_inflight) < FD)),
+            rq_want.eq(rq_mode & (r_issued != r_rows) & ~rq_used),
             bias_rd.en.eq(rq_want & r_use_bias),
-            bias_rd.addr.eq(r_bias + r_issued),
+            bias_rd.addr.eq(r_bias),
             rq_fire.eq(rq_want & (~r_use_bias | bias_rd.ready)),
         ]
-        m.d.sync += [rq_inflight.eq(rq_fire), rq_tag.eq(r_dst + r_issued)]
+        # r_src, r_dst and r_bias are pointers to the next row (incremented per row issued).
+        m.d.sync += [rq_inflight.eq(rq_fire), rq_tag.eq(r_dst)]
         with m.If(rq_fire):
-            m.d.sync += r_issued.eq(r_issued + 1)
+            m.d.sync += [r_issued.eq(r_issued + 1), r_src.eq(r_src + 1), r_dst.eq(r_dst + 1),
+                         r_bias.eq(r_bias + 1)]
         # The accumulator read port: GEMM's RMW address, else REQUANT's row.
-        m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, r_src + r_issued))
+        m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, r_src))
+        # The accumulator row and the bias word are registered in `rq_in` (the block RAM's
+        # clock-to-out ends at a flip-flop) and offered to the vector unit from there.
         rq_in = Signal(rq_layout, name="rq_in")
         bias_w = min(ww, aw_acc)
+        with m.If(rq_inflight):
+            m.d.sync += [
+                rq_valid.eq(1),
+                rq_in.acc.eq(acc_rdata),
+                rq_in.bias.eq(Mux(r_use_bias, bias_rd.data[:bias_w].as_signed(), 0)),
+                rq_in.tag.eq(rq_tag),
+            ]
+        with m.Elif(rq_take):
+            m.d.sync += rq_valid.eq(0)
         m.d.comb += [
-            rq_in.acc.eq(acc_rdata),
-            rq_in.bias.eq(Mux(r_use_bias, bias_rd.data[:bias_w].as_signed(), 0)),
-            rq_in.tag.eq(rq_tag),
-            rqf.w_data.eq(rq_in), rqf.w_en.eq(rq_inflight),
-        ]
-        rq_out = data.View(rq_layout, rqf.r_data)
-        m.d.comb += [
-            vec.inp.valid.eq(rqf.r_rdy),
-            vec.inp.payload.acc.eq(rq_out.acc), vec.inp.payload.bias.eq(rq_out.bias),
-            vec.inp.payload.tag.eq(rq_out.tag),
-            rqf.r_en.eq(vec.inp.ready),
+            vec.inp.valid.eq(rq_valid),
+            vec.inp.payload.acc.eq(rq_in.acc), vec.inp.payload.bias.eq(rq_in.bias),
+            vec.inp.payload.tag.eq(rq_in.tag),
             res_wr.en.eq(vec.out.valid), res_wr.addr.eq(vec.out.payload.tag),
             res_wr.data.eq(vec.out.payload.data.as_value()),
             vec.out.ready.eq(res_wr.ready),
@@ -362,7 +404,7 @@ class Core(wiring.Component):
 
         # ---- Sequencer ----------------------------------------------------------------------
         next_pc = Signal.like(pc, name="next_pc")
-        m.d.comb += next_pc.eq(pc + 1)
+        m.d.comb += [next_pc.eq(pc + 1), fetch_addr.eq(next_pc)]
 
         def fail(code):
             m.d.sync += err_code.eq(code)
@@ -370,18 +412,92 @@ class Core(wiring.Component):
 
         def done():
             m.d.sync += pc.eq(next_pc)
-            m.next = "FETCH"
+            m.next = "DECODE"
+
+        # GEMM bounds checks without multipliers: the products mt*k, nt*k and mt*nt*R are
+        # shift-and-add sums of the (registered) instruction fields, registered in EXEC and
+        # compared in GEMM_CHECK; the error code and pc are the same as a one-cycle check.
+        def shift_add(x, y, width):
+            """x * y for unsigned x, y as a sum of shifted copies of y (no DSP)."""
+            terms = [Mux(x[i], y << i, 0) for i in range(len(x))]
+            while len(terms) > 1:
+                terms = [(terms[i] + terms[i + 1])[:width] if i + 1 < len(terms) else terms[i]
+                         for i in range(0, len(terms), 2)]
+            return terms[0][:width]
+
+        def const_mul(x, c):
+            terms = [x << i for i in range(c.bit_length()) if (c >> i) & 1]
+            out = terms[0]
+            for t in terms[1:]:
+                out = out + t
+            return out
+
+        gv = view(Op.GEMM)
+        g_ak = Signal(16 + 1, name="g_ak")          # mt * k
+        g_bk = Signal(16 + 1, name="g_bk")          # nt * k
+        g_rows = Signal(8 + R.bit_length() + 1, name="g_rows")   # mt * nt * R
+        # ... and the room left above the base addresses (signed: negative when the base is
+        # already past the end), so GEMM_CHECK only compares.
+        g_aroom = Signal(signed(isa.ADDR_BITS + 2), name="g_aroom")     # words - a
+        g_broom = Signal(signed(isa.ADDR_BITS + 2), name="g_broom")     # words - b
+        g_droom = Signal(signed(isa.ACC_BITS + 2), name="g_droom")      # acc_depth - dst
+        m.d.sync += [g_ak.eq(shift_add(gv.mt, gv.k, 16)), g_bk.eq(shift_add(gv.nt, gv.k, 16)),
+                     g_rows.eq(const_mul(shift_add(gv.mt, gv.nt, 8), R)),
+                     g_aroom.eq(words - gv.a), g_broom.eq(words - gv.b),
+                     g_droom.eq(self.acc_depth - gv.dst)]
+        # SETQ and LOOP checks, computed from the instruction register during EXEC and
+        # registered for SETQ_CHECK / LOOP_CHECK.
+        qv, lv = view(Op.SETQ), view(Op.LOOP)
+        dmin, dmax = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
+        lo_s, hi_s = qv.lo.as_signed(), qv.hi.as_signed()
+        sq_lo, sq_hi = Signal(signed(dw), name="sq_lo"), Signal(signed(dw), name="sq_hi")
+        sq_bad = Signal(name="sq_bad")
+        lp_target_bad, lp_nest_bad = Signal(name="lp_target_bad"), Signal(name="lp_nest_bad")
+        lp_count2, lp_jump = Signal(name="lp_count2"), Signal(name="lp_jump")
+        lo_c = Mux(lo_s < dmin, dmin, lo_s)
+        hi_c = Mux(hi_s > dmax, dmax, hi_s)
+        m.d.sync += [
+            sq_lo.eq(lo_c), sq_hi.eq(hi_c),
+            sq_bad.eq((qv.shift > golden.SHIFT_MAX) | (lo_c > hi_c)),
+            lp_target_bad.eq(lv.target > pc), lp_nest_bad.eq(loop_active & (loop_pc != pc)),
+            lp_count2.eq(lv.count >= 2),
+            lp_jump.eq(Mux(loop_active, loop_left != 0, lv.count >= 2)),
+        ]
+        # REQUANT and SEND range checks, computed from the instruction register during EXEC
+        # and registered for REQUANT_CHECK / SEND_CHECK.
+        rv, sv = view(Op.REQUANT), view(Op.SEND)
+        rq_spm_bad, rq_acc_bad = Signal(name="rq_spm_bad"), Signal(name="rq_acc_bad")
+        sd_spm_bad, sd_dest_bad = Signal(name="sd_spm_bad"), Signal(name="sd_dest_bad")
+        sd_tag_bad = Signal(name="sd_tag_bad")
+        m.d.sync += [
+            rq_spm_bad.eq(((rv.dst + rv.rows) > words) |
+                          (rv.use_bias & ((rv.bias + rv.rows) > words))),
+            rq_acc_bad.eq((rv.src + rv.rows) > self.acc_depth),
+            sd_spm_bad.eq(((sv.src + sv.len) >= words) | ((sv.dst + sv.len) >= words)),
+            sd_dest_bad.eq((sv.x >= cfg.mesh.cols) | (sv.y >= cfg.mesh.rows)),
+            sd_tag_bad.eq(sv.tag >= self.tags),
+        ]
+        # The engine's command is the GEMM instruction register (its command registers
+        # follow it while idle; `start` is given in GEMM_CHECK).
+        m.d.comb += [eng.cmd.a_base.eq(gv.a), eng.cmd.b_base.eq(gv.b), eng.cmd.k.eq(gv.k),
+                     eng.cmd.m_tiles.eq(gv.mt), eng.cmd.n_tiles.eq(gv.nt)]
+        g_spm_bad = Signal(name="g_spm_bad")
+        g_acc_bad = Signal(name="g_acc_bad")
+        m.d.comb += [g_spm_bad.eq((g_ak > g_aroom) | (g_bk > g_broom)),
+                     g_acc_bad.eq(g_rows > g_droom)]
 
         net_wait = Signal(name="net_wait")
         sync_wait = Signal(name="sync_wait")
 
         with m.FSM(name="seq"):
             def startable():
-                # start: only when not running (IDLE / HALTED / ERROR).
+                # start: only when not running (IDLE / HALTED / ERROR). The memory reads
+                # address 0 meanwhile, so the first word is there in DECODE.
+                m.d.comb += fetch_addr.eq(0)
                 with m.If(self.start):
                     m.d.sync += [pc.eq(0), err_code.eq(CoreError.NONE), loop_active.eq(0),
                                  sync_err_pending.eq(0)]
-                    m.next = "FETCH"
+                    m.next = "DECODE"
 
             with m.State("IDLE"):
                 startable()
@@ -392,11 +508,12 @@ class Core(wiring.Component):
                 m.d.comb += self.error.eq(1)
                 startable()
 
-            with m.State("FETCH"):
+            with m.State("DECODE"):      # the word of `pc` is at the memory output
                 m.d.comb += self.running.eq(1)
                 with m.If(pc >= depth):
                     fail(CoreError.PC_OVERFLOW)
                 with m.Else():
+                    m.d.sync += word.eq(irp.data)
                     m.next = "EXEC"
 
             with m.State("EXEC"):
@@ -410,18 +527,7 @@ class Core(wiring.Component):
                         with m.Case(Op.HALT):
                             m.next = "HALTED"
                         with m.Case(Op.SETQ):
-                            v = view(Op.SETQ)
-                            dmin, dmax = -(1 << (dw - 1)), (1 << (dw - 1)) - 1
-                            lo_s, hi_s = v.lo.as_signed(), v.hi.as_signed()
-                            lo_c = Mux(lo_s < dmin, dmin, lo_s)
-                            hi_c = Mux(hi_s > dmax, dmax, hi_s)
-                            with m.If((v.shift > golden.SHIFT_MAX) | (lo_c > hi_c)):
-                                fail(CoreError.BAD_REQUANT)
-                            with m.Else():
-                                m.d.sync += [q.mult.eq(v.mult), q.shift.eq(v.shift),
-                                             q.zero_point.eq(v.zp.as_signed()),
-                                             q.lo.eq(lo_c), q.hi.eq(hi_c)]
-                                done()
+                            m.next = "SETQ_CHECK"
                         with m.Case(Op.DELAY):
                             v = view(Op.DELAY)
                             with m.If(v.cycles == 0):
@@ -430,75 +536,29 @@ class Core(wiring.Component):
                                 m.d.sync += delay_left.eq(v.cycles - 1)
                                 m.next = "DELAY"
                         with m.Case(Op.LOOP):
-                            v = view(Op.LOOP)
-                            with m.If(v.target > pc):
-                                fail(CoreError.LOOP_TARGET)
-                            with m.Elif(loop_active & (loop_pc != pc)):
-                                fail(CoreError.LOOP_NEST)
-                            with m.Elif(loop_active):
-                                with m.If(loop_left == 0):
-                                    m.d.sync += loop_active.eq(0)
-                                    done()
-                                with m.Else():
-                                    m.d.sync += [loop_left.eq(loop_left - 1), pc.eq(v.target)]
-                                    m.next = "FETCH"
-                            with m.Elif(v.count >= 2):
-                                m.d.sync += [loop_active.eq(1), loop_pc.eq(pc),
-                                             loop_left.eq(v.count - 2), pc.eq(v.target)]
-                                m.next = "FETCH"
-                            with m.Else():
-                                done()
+                            m.next = "LOOP_CHECK"
                         with m.Case(Op.GEMM):
                             v = view(Op.GEMM)
                             with m.If((v.k == 0) | (v.mt == 0) | (v.nt == 0)):
                                 done()
-                            with m.Elif(((v.a + v.mt * v.k) > words) |
-                                      ((v.b + v.nt * v.k) > words)):
-                                fail(CoreError.SPM_RANGE)
-                            with m.Elif((v.dst + v.mt * v.nt * R) > self.acc_depth):
-                                fail(CoreError.ACC_RANGE)
                             with m.Else():
-                                m.d.comb += [
-                                    eng.cmd.a_base.eq(v.a), eng.cmd.b_base.eq(v.b),
-                                    eng.cmd.k.eq(v.k), eng.cmd.m_tiles.eq(v.mt),
-                                    eng.cmd.n_tiles.eq(v.nt), eng.start.eq(1),
-                                ]
-                                m.d.sync += [g_row.eq(v.dst), g_acc.eq(v.acc)]
-                                m.next = "GEMM"
+                                m.next = "GEMM_CHECK"
                         with m.Case(Op.REQUANT):
                             v = view(Op.REQUANT)
                             with m.If(v.rows == 0):
                                 done()
-                            with m.Elif(((v.dst + v.rows) > words) |
-                                      (v.use_bias & ((v.bias + v.rows) > words))):
-                                fail(CoreError.SPM_RANGE)
-                            with m.Elif((v.src + v.rows) > self.acc_depth):
-                                fail(CoreError.ACC_RANGE)
                             with m.Else():
-                                m.d.sync += [r_src.eq(v.src), r_dst.eq(v.dst), r_bias.eq(v.bias),
-                                             r_use_bias.eq(v.use_bias), r_rows.eq(v.rows),
-                                             r_issued.eq(0), r_written.eq(0)]
-                                m.next = "REQUANT"
+                                m.next = "REQUANT_CHECK"
                         with m.Case(Op.SEND):
-                            v = view(Op.SEND)
-                            ln = v.len + 1
-                            with m.If(((v.src + ln) > words) | ((v.dst + ln) > words)):
-                                fail(CoreError.SPM_RANGE)
-                            with m.Elif((v.x >= cfg.mesh.cols) | (v.y >= cfg.mesh.rows)):
-                                fail(CoreError.BAD_DEST)
-                            with m.Elif(v.tag >= self.tags):
-                                fail(CoreError.BAD_TAG)
-                            with m.Else():
-                                m.d.sync += [send_req.src.eq(v.src), send_req.len.eq(ln),
-                                             send_req.x.eq(v.x), send_req.y.eq(v.y),
-                                             send_req.dst.eq(v.dst), send_req.tag.eq(v.tag)]
-                                m.next = "SEND"
+                            m.next = "SEND_CHECK"
                         with m.Case(Op.WAIT):
                             v = view(Op.WAIT)
                             with m.If(v.tag >= self.tags):
                                 fail(CoreError.BAD_TAG)
                             with m.Else():
-                                m.d.sync += [w_tag.eq(v.tag), w_count.eq(v.count)]
+                                m.d.sync += [w_tag.eq(v.tag), w_count.eq(v.count),
+                                             w_sel.eq(1 << v.tag[:max(1, (self.tags - 1).bit_length())]),
+                                             w_neg.eq(-v.count), w_zero.eq(v.count == 0)]
                                 m.next = "WAIT"
                         with m.Case(Op.SYNC):
                             v = view(Op.SYNC)
@@ -517,9 +577,81 @@ class Core(wiring.Component):
                 with m.Else():
                     m.d.sync += delay_left.eq(delay_left - 1)
 
+            with m.State("GEMM_CHECK"):  # the products of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                # Loaded whatever the checks say (unused after a failure): only `start` and
+                # the next state depend on them.
+                m.d.sync += [g_row.eq(gv.dst), g_acc.eq(gv.acc)]
+                with m.If(g_spm_bad):
+                    fail(CoreError.SPM_RANGE)
+                with m.Elif(g_acc_bad):
+                    fail(CoreError.ACC_RANGE)
+                with m.Else():
+                    m.d.comb += eng.start.eq(1)
+                    m.next = "GEMM"
+
+            with m.State("SETQ_CHECK"):      # the checks of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                with m.If(sq_bad):
+                    fail(CoreError.BAD_REQUANT)
+                with m.Else():
+                    m.d.sync += [q.mult.eq(qv.mult), q.shift.eq(qv.shift),
+                                 q.zero_point.eq(qv.zp.as_signed()),
+                                 q.lo.eq(sq_lo), q.hi.eq(sq_hi)]
+                    done()
+
+            with m.State("LOOP_CHECK"):      # the checks of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                # Jumps (unless it fails): fetch the target instead of pc + 1.
+                with m.If(lp_jump):
+                    m.d.comb += fetch_addr.eq(lv.target)
+                with m.If(lp_target_bad):
+                    fail(CoreError.LOOP_TARGET)
+                with m.Elif(lp_nest_bad):
+                    fail(CoreError.LOOP_NEST)
+                with m.Elif(loop_active):
+                    with m.If(loop_left == 0):
+                        m.d.sync += loop_active.eq(0)
+                        done()
+                    with m.Else():
+                        m.d.sync += [loop_left.eq(loop_left - 1), pc.eq(lv.target)]
+                        m.next = "DECODE"
+                with m.Elif(lp_count2):
+                    m.d.sync += [loop_active.eq(1), loop_pc.eq(pc),
+                                 loop_left.eq(lv.count - 2), pc.eq(lv.target)]
+                    m.next = "DECODE"
+                with m.Else():
+                    done()
+
+            with m.State("REQUANT_CHECK"):   # the range checks of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                with m.If(rq_spm_bad):
+                    fail(CoreError.SPM_RANGE)
+                with m.Elif(rq_acc_bad):
+                    fail(CoreError.ACC_RANGE)
+                with m.Else():
+                    m.d.sync += [r_src.eq(rv.src), r_dst.eq(rv.dst), r_bias.eq(rv.bias),
+                                 r_use_bias.eq(rv.use_bias), r_rows.eq(rv.rows),
+                                 r_issued.eq(0), r_written.eq(0)]
+                    m.next = "REQUANT"
+
+            with m.State("SEND_CHECK"):      # the range checks of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                with m.If(sd_spm_bad):
+                    fail(CoreError.SPM_RANGE)
+                with m.Elif(sd_dest_bad):
+                    fail(CoreError.BAD_DEST)
+                with m.Elif(sd_tag_bad):
+                    fail(CoreError.BAD_TAG)
+                with m.Else():
+                    m.d.sync += [send_req.src.eq(sv.src), send_req.len.eq(sv.len + 1),
+                                 send_req.x.eq(sv.x), send_req.y.eq(sv.y),
+                                 send_req.dst.eq(sv.dst), send_req.tag.eq(sv.tag)]
+                    m.next = "SEND"
+
             with m.State("GEMM"):
                 m.d.comb += [self.running.eq(1), gemm_mode.eq(1)]
-                with m.If(~eng.busy & ~rmw_v):
+                with m.If(~eng.busy & ~rmw_v & ~rmw2_v):
                     done()
 
             with m.State("REQUANT"):
@@ -542,9 +674,11 @@ class Core(wiring.Component):
 
             with m.State("WAIT"):
                 m.d.comb += [self.running.eq(1), net_wait.eq(1)]
-                with m.If(w_have >= w_count):
+                with m.If(w_ge):
                     m.d.comb += wait_take.eq(1)
                     done()
+                with m.Else():
+                    m.d.sync += w_ge.eq(w_have >= w_count)
 
             with m.State("SYNC"):
                 m.d.comb += [self.running.eq(1), sync_wait.eq(1), self.sync_arrive.eq(1)]

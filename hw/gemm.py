@@ -27,7 +27,8 @@ class GemmEngine(wiring.Component):
     Ports
     -----
     cmd : In(gemm_command_layout)
-        Command, sampled when ``start`` is high and the engine is idle.
+        Command, sampled when ``start`` is high and the engine is idle (the engine's command
+        registers follow it every idle cycle).
     start : In(1)
         Start pulse.
     busy : Out(1)
@@ -67,40 +68,66 @@ class GemmEngine(wiring.Component):
         m.submodules.fifo = q = fifo.SyncFIFO(width=in_layout.size, depth=self.FIFO_DEPTH)
 
         cmd = Signal.like(self.cmd, name="cmd_r")
-        kk = Signal(16, name="kk")
-        mi = Signal(8, name="mi")
-        nj = Signal(8, name="nj")
+        # Down-counters (zero tests, no compare with k-1) and address pointers (the read
+        # addresses come straight from flip-flops into the scratchpad's bank arbitration).
+        kleft = Signal(16, name="kleft")        # beats left in the tile after this one
+        njleft = Signal(8, name="njleft")       # B tiles left after this one
+        mileft = Signal(8, name="mileft")       # A tiles left after this one
+        first = Signal(name="first")            # the next beat starts a tile
         a_tile = Signal.like(self.cmd.a_base, name="a_tile")   # a_base + mi*k
         b_tile = Signal.like(self.cmd.b_base, name="b_tile")   # b_base + nj*k
+        a_ptr = Signal.like(self.cmd.a_base, name="a_ptr")     # a_tile + kk
+        b_ptr = Signal.like(self.cmd.b_base, name="b_ptr")     # b_tile + kk
         issuing = Signal(name="issuing")
-        rows_left = Signal(24, name="rows_left")
+        # Result rows still to come from tiles whose last beat has been issued (R are added
+        # when a tile's last read pair fires, one is taken per output row): `busy` without
+        # multiplying m_tiles * n_tiles at the start.
+        rows_left = Signal(16, name="rows_left")    # bounded by the tiles in flight
         inflight = Signal(name="inflight")
         in_first, in_last = Signal(name="in_first"), Signal(name="in_last")
 
+        # k - 1 and n_tiles - 1 are computed from the command input and registered for the
+        # reloads, so `start` only selects (no subtraction behind it).
+        k_m1 = Signal(16, name="k_m1")
+        nt_m1 = Signal(8, name="nt_m1")
+        k_in_m1 = Signal(16, name="k_in_m1")
+        nt_in_m1 = Signal(8, name="nt_in_m1")
+        mt_in_m1 = Signal(8, name="mt_in_m1")
+        m.d.comb += [k_in_m1.eq(self.cmd.k - 1), nt_in_m1.eq(self.cmd.n_tiles - 1),
+                     mt_in_m1.eq(self.cmd.m_tiles - 1)]
         m.d.comb += self.busy.eq(issuing | (rows_left != 0))
+        # While idle the command registers follow `cmd` every cycle, so `start` itself only
+        # sets `issuing` (a small fan-out behind the caller's start condition).
+        with m.If(~self.busy):
+            m.d.sync += [cmd.eq(self.cmd), kleft.eq(k_in_m1), k_m1.eq(k_in_m1),
+                         njleft.eq(nt_in_m1), nt_m1.eq(nt_in_m1), mileft.eq(mt_in_m1),
+                         first.eq(1),
+                         a_tile.eq(self.cmd.a_base), b_tile.eq(self.cmd.b_base),
+                         a_ptr.eq(self.cmd.a_base), b_ptr.eq(self.cmd.b_base)]
         with m.If(self.start & ~self.busy):
-            m.d.sync += [cmd.eq(self.cmd), kk.eq(0), mi.eq(0), nj.eq(0),
-                         a_tile.eq(self.cmd.a_base), b_tile.eq(self.cmd.b_base)]
-            ntiles = self.cmd.m_tiles * self.cmd.n_tiles
-            empty = (self.cmd.k == 0) | (ntiles == 0)
-            m.d.sync += [issuing.eq(~empty), rows_left.eq(Mux(empty, 0, ntiles * R))]
+            empty = (self.cmd.k == 0) | (self.cmd.m_tiles == 0) | (self.cmd.n_tiles == 0)
+            m.d.sync += issuing.eq(~empty)
 
-        # Issue one A/B read pair per cycle while the FIFO has room (counting the read in flight).
+        # Issue one A/B read pair per cycle while the FIFO has room (counting the reads in
+        # flight: `used` = beats issued and not yet taken by the PE array).
         # When A and B sit in the same bank, the scratchpad grants A first: its word is kept in
         # `a_hold` and B is read on a later cycle (half rate, never a deadlock).
         room = Signal(name="room")
-        m.d.comb += room.eq((q.level + inflight) < self.FIFO_DEPTH)
+        inflight2 = Signal(name="inflight2")    # a beat in the read-data register
+        used = Signal(range(self.FIFO_DEPTH + 1), name="used")
+        m.d.comb += room.eq(used < self.FIFO_DEPTH)
         want = Signal(name="want")
         a_done = Signal(name="a_done")          # A of the current beat already read
         m.d.comb += want.eq(issuing & room)
         m.d.comb += [
-            self.rd_a.addr.eq(a_tile + kk), self.rd_a.en.eq(want & ~a_done),
-            self.rd_b.addr.eq(b_tile + kk), self.rd_b.en.eq(want),
+            self.rd_a.addr.eq(a_ptr), self.rd_a.en.eq(want & ~a_done),
+            self.rd_b.addr.eq(b_ptr), self.rd_b.en.eq(want),
         ]
         got_a = Signal(name="got_a")
         m.d.comb += got_a.eq(a_done | self.rd_a.ready)
         fire = Signal(name="fire")
         m.d.comb += fire.eq(want & got_a & self.rd_b.ready)
+        m.d.sync += used.eq(used + fire - (q.r_rdy & q.r_en))
         cap_a = Signal(name="cap_a")            # A-only grant last cycle: capture its word
         use_hold = Signal(name="use_hold")      # the beat in flight takes A from a_hold
         a_hold = Signal(self.word_width, name="a_hold")
@@ -112,35 +139,48 @@ class GemmEngine(wiring.Component):
             m.d.sync += a_done.eq(0)
         with m.Elif(want & self.rd_a.ready):
             m.d.sync += a_done.eq(1)
+        next_a = Signal.like(a_tile, name="next_a")
+        next_b = Signal.like(b_tile, name="next_b")
+        m.d.comb += [next_a.eq(a_tile + cmd.k), next_b.eq(b_tile + cmd.k)]
         with m.If(fire):
-            m.d.sync += [in_first.eq(kk == 0), in_last.eq(kk == cmd.k - 1)]
-            with m.If(kk == cmd.k - 1):
-                m.d.sync += kk.eq(0)
-                with m.If(nj == cmd.n_tiles - 1):
-                    m.d.sync += [nj.eq(0), b_tile.eq(cmd.b_base)]
-                    with m.If(mi == cmd.m_tiles - 1):
+            m.d.sync += [in_first.eq(first), in_last.eq(kleft == 0)]
+            with m.If(kleft == 0):
+                m.d.sync += [kleft.eq(k_m1), first.eq(1)]
+                with m.If(njleft == 0):
+                    m.d.sync += [njleft.eq(nt_m1), b_tile.eq(cmd.b_base),
+                                 b_ptr.eq(cmd.b_base)]
+                    with m.If(mileft == 0):
                         m.d.sync += issuing.eq(0)
                     with m.Else():
-                        m.d.sync += [mi.eq(mi + 1), a_tile.eq(a_tile + cmd.k)]
+                        m.d.sync += [mileft.eq(mileft - 1), a_tile.eq(next_a), a_ptr.eq(next_a)]
                 with m.Else():
-                    m.d.sync += [nj.eq(nj + 1), b_tile.eq(b_tile + cmd.k)]
+                    m.d.sync += [njleft.eq(njleft - 1), b_tile.eq(next_b), b_ptr.eq(next_b),
+                                 a_ptr.eq(a_tile)]
             with m.Else():
-                m.d.sync += kk.eq(kk + 1)
+                m.d.sync += [kleft.eq(kleft - 1), first.eq(0),
+                             a_ptr.eq(a_ptr + 1), b_ptr.eq(b_ptr + 1)]
 
-        # Read data lands in the FIFO the cycle after the request.
+        # Read data arrives the cycle after the request and is registered (`beat`: the block
+        # RAM's clock-to-out and the bank multiplexer end at a flip-flop), then written into
+        # the FIFO.
         beat = Signal(in_layout, name="beat")
         a_word = Signal(self.word_width, name="a_word")
         m.d.comb += a_word.eq(Mux(use_hold, a_hold, self.rd_a.data))
-        m.d.comb += [
+        m.d.sync += [
+            inflight2.eq(inflight),
             beat.a.as_value().eq(a_word[:R * dw]),
             beat.b.as_value().eq(self.rd_b.data[:C * dw]),
             beat.first.eq(in_first), beat.last.eq(in_last),
-            q.w_data.eq(beat), q.w_en.eq(inflight),
+        ]
+        m.d.comb += [
+            q.w_data.eq(beat), q.w_en.eq(inflight2),
             pe.inp.payload.eq(q.r_data), pe.inp.valid.eq(q.r_rdy), q.r_en.eq(pe.inp.ready),
         ]
         wiring.connect(m, pe.out, wiring.flipped(self.out))
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += rows_left.eq(rows_left - 1)
+        tile_done = Signal(name="tile_done")
+        m.d.comb += tile_done.eq(fire & (kleft == 0))
+        m.d.sync += rows_left.eq(rows_left + Mux(tile_done, R, 0)
+                                 - (self.out.valid & self.out.ready))
         m.d.comb += [self.macs.eq(pe.macs), self.mac_cycles.eq(pe.busy),
                      pe.clear_counters.eq(self.clear_counters)]
         return m

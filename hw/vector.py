@@ -7,7 +7,7 @@ from hasp.sw.golden import MULT_BITS, SHIFT_MAX
 from .checks import check_int as _check_int
 
 __all__ = ["VectorUnit", "vector_input_layout", "vector_output_layout", "vector_params_layout",
-           "SHIFT_BITS", "MAX_ACC_WIDTH"]
+           "SHIFT_BITS", "MAX_ACC_WIDTH", "CHUNK_BITS", "mult_chunks"]
 
 #: Width of the ``shift`` parameter field (holds ``0 .. SHIFT_MAX``).
 SHIFT_BITS = SHIFT_MAX.bit_length()
@@ -59,8 +59,19 @@ def vector_params_layout(data_width=8):
     })
 
 
+#: Bits of a low accumulator chunk fed to the multiplier (unsigned, so 18 bits signed: one
+#: MULT18X18D operand); the top chunk is signed and up to 18 bits wide.
+CHUNK_BITS = 17
+
+
+def mult_chunks(acc_width):
+    """Multiplier passes per lane: the accumulator is cut into a signed top chunk of at most
+    18 bits and unsigned ``CHUNK_BITS``-bit low chunks (1 for ``acc_width <= 18``, 2 for 32)."""
+    return 1 + max(0, -(-(acc_width - 18) // CHUNK_BITS))
+
+
 class VectorUnit(wiring.Component):
-    """``lanes``-wide requantisation pipeline: for every lane of every beat ::
+    """``lanes``-wide requantisation unit: for every lane of every beat ::
 
         data[i] = golden.requantize(wrap(acc[i] + bias, acc_width), mult, shift, zero_point, lo, hi)
 
@@ -74,16 +85,24 @@ class VectorUnit(wiring.Component):
     ``SHIFT_MAX+1 .. 2**SHIFT_BITS-1`` computes the same formula in unbounded precision, and
     ``lo > hi`` gives ``hi`` (as ``numpy.clip``).
 
-    Pipeline (one beat per cycle; the multiplier maps onto a DSP with input and output
-    registers)::
+    One multiplier, time-multiplexed: the lanes of a beat go through one 18 x 17-bit signed
+    multiplier (one MULT18X18D on ECP5) one pass per cycle, and through one rounding shifter
+    and one clamp. A lane whose ``acc + bias`` fits in 18 bits signed takes one pass; a wider
+    one is cut into a signed top chunk and unsigned 17-bit low chunks, one pass each, top
+    first (``acc_width`` 32: 2 passes). A 4-lane beat of 32-bit lanes therefore takes 4 to
+    ``INTERVAL`` = 8 cycles. Pipeline, one pass per cycle::
 
-        inp -> [S1: acc + bias, params] -> [S2: 48-bit product] -> [S3: rounding shift,
-            saturated to data_width + 2 bits] -> (zero point, clamp) -> [output FIFO] -> out
+        inp -> [S1: acc + bias, params] -> [A: chunk select] -> [B: chunk * mult]
+            -> [C: sum = (sum << 17) + product] -> [D: rounding shift of the lane's product]
+            -> [D2: saturated to data_width + 2 bits] -> [E: + zero point] -> (clamp)
+            -> [lane register]
+            -> [output FIFO] -> out
 
-    The stages never stall. ``inp.ready`` is a credit check (beats in flight + in the FIFO <
-    FIFO depth = ``LATENCY + 1``) on registered state only, so there is no combinational path
-    from ``out.ready`` (or any other input) to ``inp.ready``, and with ``out.ready`` held high
-    the unit accepts a beat every cycle.
+    ``inp.ready`` depends on registered state only (a credit check: beats accepted and not
+    yet delivered < ``FIFO_DEPTH``, and the multiplier free from the next cycle on), so there
+    is no combinational path from ``out.ready`` (or any other input) to ``inp.ready``; with
+    ``out.ready`` held high the unit accepts the next beat as soon as the last pass of the
+    current one is issued.
 
     Parameters
     ----------
@@ -96,29 +115,40 @@ class VectorUnit(wiring.Component):
     tag_width : int
         Sideband width, 1 .. 64. Default 16.
 
+    Attributes
+    ----------
+    INTERVAL : int
+        Most cycles per beat: ``lanes * mult_chunks(acc_width)`` (every lane wide).
+    MIN_INTERVAL : int
+        Fewest cycles per beat: ``lanes`` (every lane fits in 18 bits).
+    LATENCY : int
+        Most cycles from an ``inp`` transfer to ``out.valid`` (empty unit): ``INTERVAL + 8``;
+        in general the beat's passes + 8.
+    FIFO_DEPTH : int
+        Output FIFO entries (credits), enough for one beat every ``MIN_INTERVAL`` cycles.
+
     Ports
     -----
     inp : In(stream.Signature(vector_input_layout(lanes, acc_width, tag_width)))
-        Accumulator beats. ``inp.ready`` depends on registered state only; it is low only
-        while ``LATENCY + 1`` beats are accepted but not yet delivered on ``out``.
+        Accumulator beats. ``inp.ready`` depends on registered state only.
     params : In(vector_params_layout(data_width))
         Requantisation parameters, sampled together with each beat on its ``inp`` transfer
         (so they must be valid in that cycle; they may change from one beat to the next).
     out : Out(stream.Signature(vector_output_layout(lanes, data_width, tag_width)))
         Results, one per input beat, in order. A beat transferred on ``inp`` in cycle ``t`` is
-        valid on ``out`` from cycle ``t + LATENCY`` (4) if the output FIFO is empty; ``valid``
+        valid on ``out`` from cycle ``t + LATENCY`` if the output FIFO is empty; ``valid``
         and ``payload`` are held until the transfer.
     """
-
-    #: Cycles from an ``inp`` transfer to ``out.valid`` (empty pipeline).
-    LATENCY = 4
-    #: Output FIFO entries (credits): ``LATENCY + 1`` sustains one beat per cycle.
-    FIFO_DEPTH = LATENCY + 1
 
     def __init__(self, lanes, acc_width=32, data_width=8, tag_width=16):
         _check_dims(lanes, acc_width, data_width, tag_width)
         self.lanes, self.acc_width = lanes, acc_width
         self.data_width, self.tag_width = data_width, tag_width
+        self.chunks = mult_chunks(acc_width)
+        self.INTERVAL = lanes * self.chunks
+        self.MIN_INTERVAL = lanes
+        self.LATENCY = self.INTERVAL + 8
+        self.FIFO_DEPTH = -(-(self.MIN_INTERVAL + 8) // self.MIN_INTERVAL) + 1
         super().__init__({
             "inp": In(stream.Signature(vector_input_layout(lanes, acc_width, tag_width))),
             "params": In(vector_params_layout(data_width)),
@@ -128,6 +158,7 @@ class VectorUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, aw, dw, tw = self.lanes, self.acc_width, self.data_width, self.tag_width
+        n, cb = self.chunks, CHUNK_BITS
         pw = aw + MULT_BITS          # |acc * mult| < 2**(aw - 1) * 2**MULT_BITS
         sw = dw + 2                  # saturated rounded value: wide enough to clamp exactly
         out_layout = vector_output_layout(L, dw, tw)
@@ -138,64 +169,145 @@ class VectorUnit(wiring.Component):
         count = Signal(range(self.FIFO_DEPTH + 1), name="count")
         take = Signal(name="take")
         give = Signal(name="give")
+        busy = Signal(name="busy")                       # S1 holds a beat being issued
+        li = Signal(range(max(L, 2)), name="li")         # lane issued this cycle
+        cj = Signal(range(max(n, 2)), name="cj")         # pass of that lane
+        # A lane whose acc + bias fits in 18 bits signed needs one pass (the whole value is one
+        # multiplier operand); otherwise `n` passes, top chunk first.
+        s1 = [Signal(signed(aw), name=f"sum1_{i}") for i in range(L)]
+        fits = []
+        for i in range(L):
+            f = Signal(name=f"fits{i}")
+            if aw > 18:
+                top = s1[i][17:]
+                m.d.comb += f.eq(top.all() | ~top.any())
+            else:
+                m.d.comb += f.eq(1)
+            fits.append(f)
+        cur_fits = Signal(name="cur_fits")
+        last_pass = Signal(name="last_pass")             # the lane's last pass is issued
+        last_issue = Signal(name="last_issue")           # the beat's last pass is issued
+        with m.Switch(li):
+            for i in range(L):
+                with m.Case(i):
+                    m.d.comb += cur_fits.eq(fits[i])
         m.d.comb += [
-            self.inp.ready.eq(count < self.FIFO_DEPTH),
+            last_pass.eq(cur_fits | (cj == n - 1)),
+            last_issue.eq(busy & last_pass & (li == L - 1)),
+            self.inp.ready.eq((count < self.FIFO_DEPTH) & (~busy | last_issue)),
             take.eq(self.inp.valid & self.inp.ready),
             give.eq(self.out.valid & self.out.ready),
         ]
         m.d.sync += count.eq(count + take - give)
 
         # S1: bias added (wrapping), parameters captured with the beat.
-        v1 = Signal(name="v1")
-        s1 = [Signal(signed(aw), name=f"sum1_{i}") for i in range(L)]
         tag1 = Signal(tw, name="tag1")
         prm1 = Signal(vector_params_layout(dw), name="prm1")
-        m.d.sync += [v1.eq(take), tag1.eq(self.inp.payload.tag), prm1.eq(self.params)]
-        m.d.sync += [s1[i].eq((self.inp.payload.acc[i] + self.inp.payload.bias)[:aw].as_signed())
-                     for i in range(L)]
+        with m.If(take):
+            m.d.sync += [tag1.eq(self.inp.payload.tag), prm1.eq(self.params), busy.eq(1),
+                         li.eq(0), cj.eq(0)]
+            m.d.sync += [s1[i].eq((self.inp.payload.acc[i] + self.inp.payload.bias)[:aw].as_signed())
+                         for i in range(L)]
+        with m.Elif(busy):
+            with m.If(last_pass):
+                m.d.sync += [li.eq(li + 1), cj.eq(0)]
+                with m.If(li == L - 1):
+                    m.d.sync += busy.eq(0)
+            with m.Else():
+                m.d.sync += cj.eq(cj + 1)
 
-        # S2: registered product (acc_width x MULT_BITS, 48 bits by default).
-        v2 = Signal(name="v2")
-        p2 = [Signal(signed(pw), name=f"prod2_{i}") for i in range(L)]
-        tag2 = Signal(tw, name="tag2")
-        shift2 = Signal(SHIFT_BITS, name="shift2")
-        zp2 = Signal(signed(dw), name="zp2")
-        lo2, hi2 = Signal(signed(dw), name="lo2"), Signal(signed(dw), name="hi2")
-        m.d.sync += [v2.eq(v1), tag2.eq(tag1), shift2.eq(prm1.shift), zp2.eq(prm1.zero_point),
-                     lo2.eq(prm1.lo), hi2.eq(prm1.hi)]
-        m.d.sync += [p2[i].eq((s1[i] * prm1.mult)[:pw].as_signed()) for i in range(L)]
+        # The metadata that travels with each chunk down the stages.
+        meta = data.StructLayout({"first": 1, "last": 1, "last_lane": 1, "lane": range(L),
+                                  "shift": SHIFT_BITS, "off": signed(dw + 2),
+                                  "lo": signed(dw), "hi": signed(dw), "tag": tw})
 
-        # S3: rounding shift. floor((x + 2**(s-1)) / 2**s) == (floor(2x / 2**s) + 1) >> 1 for
+        # A: chunk select (issue order: lane 0's passes, top chunk first, then lane 1 ...).
+        va = Signal(name="va")
+        opa = Signal(signed(18), name="opa")
+        multa = Signal(signed(MULT_BITS + 1), name="multa")
+        ma = Signal(meta, name="meta_a")
+        m.d.sync += [va.eq(busy), multa.eq(prm1.mult),
+                     ma.shift.eq(prm1.shift), ma.off.eq(prm1.zero_point * 2 + 1),
+                     ma.lo.eq(prm1.lo), ma.hi.eq(prm1.hi), ma.tag.eq(tag1),
+                     ma.first.eq(cj == 0), ma.last.eq(last_pass),
+                     ma.last_lane.eq(last_pass & (li == L - 1)), ma.lane.eq(li)]
+        with m.Switch(li):
+            for i in range(L):
+                with m.Case(i):
+                    with m.If(fits[i]):
+                        m.d.sync += opa.eq(s1[i][:min(aw, 18)].as_signed())
+                    with m.Else():
+                        with m.Switch(cj):
+                            for j in range(n):
+                                c = n - 1 - j            # chunk index, top (c = n-1) first
+                                with m.Case(j):
+                                    if c == n - 1:
+                                        chunk = s1[i][c * cb:].as_signed()
+                                    else:
+                                        chunk = s1[i][c * cb:(c + 1) * cb].as_unsigned()
+                                    m.d.sync += opa.eq(chunk)
+
+        # B: the product (the multiplier with registered operands and product).
+        vb = Signal(name="vb")
+        pb = Signal(signed(18 + MULT_BITS + 1), name="prodb")
+        mb = Signal(meta, name="meta_b")
+        m.d.sync += [vb.eq(va), pb.eq(opa * multa), mb.eq(ma)]
+
+        # C: the lane's product, accumulated top chunk first.
+        vc = Signal(name="vc")
+        pc = Signal(signed(pw), name="prodc")
+        mc = Signal(meta, name="meta_c")
+        m.d.sync += [vc.eq(vb), mc.eq(mb)]
+        with m.If(vb):
+            with m.If(mb.first):
+                m.d.sync += pc.eq(pb)
+            with m.Else():
+                m.d.sync += pc.eq(((pc << cb) + pb)[:pw].as_signed())
+
+        # D: rounding shift. floor((x + 2**(s-1)) / 2**s) == (floor(2x / 2**s) + 1) >> 1 for
         # every s >= 0 (s = 0 gives x), so y = (2x) >> s is a plain arithmetic shift and the
-        # rounding increment moves to S4 where it folds into the zero-point add. y is saturated
-        # to `sw` bits: beyond that range the result clamps to lo/hi either way.
-        v3 = Signal(name="v3")
-        y3 = [Signal(signed(sw), name=f"y3_{i}") for i in range(L)]
-        tag3 = Signal(tw, name="tag3")
-        off3 = Signal(signed(dw + 2), name="off3")      # 2 * zero_point + 1
-        lo3, hi3 = Signal(signed(dw), name="lo3"), Signal(signed(dw), name="hi3")
-        m.d.sync += [v3.eq(v2), tag3.eq(tag2), off3.eq(zp2 * 2 + 1), lo3.eq(lo2), hi3.eq(hi2)]
-        smax, smin = (1 << (sw - 1)) - 1, -(1 << (sw - 1))
-        for i in range(L):
-            y = Signal(signed(pw + 1), name=f"y_{i}")
-            m.d.comb += y.eq((p2[i] << 1) >> shift2)
-            m.d.sync += y3[i].eq(Mux(y > smax, smax, Mux(y < smin, smin, y)))
+        # rounding increment moves to E where it folds into the zero-point add.
+        vd = Signal(name="vd")
+        yd = Signal(signed(pw + 1), name="yd")
+        md = Signal(meta, name="meta_d")
+        m.d.sync += [vd.eq(vc & mc.last), md.eq(mc), yd.eq((pc << 1) >> mc.shift)]
 
-        # S4: zero point and clamp (numpy.clip order: max with lo, then min with hi), written
-        # into the output FIFO.
+        # D2: y saturated to `sw` bits (beyond that range the result clamps to lo/hi either
+        # way): out of range when the bits above the low sw-1 are not all copies of the sign.
+        vs = Signal(name="vs")
+        ys = Signal(signed(sw), name="ys")
+        ms = Signal(meta, name="meta_s")
+        smax, smin = (1 << (sw - 1)) - 1, -(1 << (sw - 1))
+        top = yd[sw - 1:]
+        neg = yd[-1]
+        m.d.sync += [vs.eq(vd), ms.eq(md),
+                     ys.eq(Mux(~neg & top.any(), smax, Mux(neg & ~top.all(), smin, yd[:sw])))]
+        # E: zero point and clamp (numpy.clip order: max with lo, then min with hi) into the
+        # lane's result register; a complete beat goes into the output FIFO the next cycle.
+        # (E: the zero-point add is registered, E2: the clamp.)
+        vz = Signal(name="vz")
+        z = Signal(signed(sw + 1), name="z")
+        mz = Signal(meta, name="meta_z")
+        m.d.sync += [vz.eq(vs), mz.eq(ms), z.eq((ys + ms.off) >> 1)]
+        lo_c = Signal(signed(sw + 1), name="loc")
+        lane_res = Signal(signed(dw), name="lane_res")
+        m.d.comb += [
+            lo_c.eq(Mux(z < mz.lo, mz.lo, z)),
+            lane_res.eq(Mux(lo_c > mz.hi, mz.hi, lo_c)[:dw].as_signed()),
+        ]
         res = Signal(out_layout, name="res")
-        m.d.comb += res.tag.eq(tag3)
-        for i in range(L):
-            z = Signal(signed(sw + 1), name=f"z_{i}")
-            lo_c = Signal(signed(sw + 1), name=f"loc_{i}")
-            m.d.comb += [
-                z.eq((y3[i] + off3) >> 1),
-                lo_c.eq(Mux(z < lo3, lo3, z)),
-                res.data[i].eq(Mux(lo_c > hi3, hi3, lo_c)[:dw].as_signed()),
-            ]
+        res_v = Signal(name="res_v")
+        m.d.sync += res_v.eq(vz & mz.last_lane)
+        with m.If(vz):
+            with m.Switch(mz.lane):
+                for i in range(L):
+                    with m.Case(i):
+                        m.d.sync += res.data[i].eq(lane_res)
+            with m.If(mz.last_lane):
+                m.d.sync += res.tag.eq(mz.tag)
         m.d.comb += [
             q.w_data.eq(res),
-            q.w_en.eq(v3),               # never refused: the credits reserve the entry
+            q.w_en.eq(res_v),            # never refused: the credits reserve the entry
             self.out.valid.eq(q.r_rdy),
             self.out.payload.eq(q.r_data),
             q.r_en.eq(self.out.ready),

@@ -138,7 +138,13 @@ def test_layer_gemm_requant(use_bias, relu, pe):
         assert ctx.get(dut.halted) and not ctx.get(dut.error)
         assert ctx.get(dut.pc) == 3
         assert ctx.get(dut.perf_macs) == mt * R * nt * C * K
-        assert cycles < 100
+        # Cost model (Core docstring): 2 cycles per instruction, + 1 for SETQ's checks, plus
+        # GEMM mt*nt*max(k, R) + 13 and REQUANT at most rows * II + 14, II = C lanes x
+        # multiplier passes (1 for values that fit in 18 bits, 2 up to 35 bits): one
+        # time-multiplexed multiplier.
+        ii = C * (1 if AW <= 18 else 2 if AW <= 35 else 3)
+        # (+ 2: run() counts from the start pulse to the first cycle `halted` is seen)
+        assert cycles <= 2 + 4 * 2 + 1 + (mt * nt * max(K, R) + 13) + (nrows * ii + 14), cycles
         got = word_lanes(await read_spm(ctx, dut, range(dst, dst + nrows + 1)),
                          cfg.pe.lanes)
         np.testing.assert_array_equal(got[:nrows, :C], expect)
@@ -268,6 +274,13 @@ ILLEGAL = 31
     (["NOP"], ErrorCode.PC_OVERFLOW, CFG.core.imem_depth),   # imem is zero = NOP after it
     (["NOP", f"GEMM a={CFG.spm.words - 8} b=0 k=4 mt=3 nt=1"], ErrorCode.SPM_RANGE, 1),
     (["GEMM a=0 b=0 k=4 mt=2 nt=2 dst=250"], ErrorCode.ACC_RANGE, 0),
+    # exact fits pass, one word / row more fails (the checks compare products with the room)
+    ([f"GEMM a={CFG.spm.words - 8} b=0 k=4 mt=2 nt=1", f"GEMM a={CFG.spm.words - 7} b=0 k=4 mt=2 nt=1"],
+     ErrorCode.SPM_RANGE, 1),
+    ([f"GEMM a=0 b={CFG.spm.words - 12} k=4 mt=1 nt=3", f"GEMM a=0 b={CFG.spm.words - 11} k=4 mt=1 nt=3"],
+     ErrorCode.SPM_RANGE, 1),
+    ([f"GEMM a=0 b=0 k=4 mt=2 nt=3 dst={256 - 6 * R}", f"GEMM a=0 b=0 k=4 mt=2 nt=3 dst={257 - 6 * R}"],
+     ErrorCode.ACC_RANGE, 1),
     (["REQUANT src=0 dst=0 rows=4 bias=1022 use_bias=1"], ErrorCode.SPM_RANGE, 0),
     (["NOP", "LOOP target=3 count=2", "NOP", "HALT"], ErrorCode.LOOP_TARGET, 1),
     # The outer LOOP (pc 2) is running when the inner one (pc 1) is reached again.
@@ -353,6 +366,27 @@ def test_wait_tag_counter():
         await start(ctx, dut)
         await ctx.tick().repeat(20)
         assert ctx.get(dut.running) and ctx.get(dut.pc) == 1
+    simulate(tb)
+
+
+def test_wait_takes_while_counting():
+    """Increments arriving every cycle, also in the cycle a WAIT takes its count: none is lost
+    (10 arrive, WAIT 2 then WAIT 8 complete, a third WAIT 1 stays waiting)."""
+    prog = "WAIT tag=5 count=2\nWAIT tag=5 count=8\nWAIT tag=5 count=1\nHALT"
+
+    async def tb(ctx, dut):
+        await load(ctx, dut, prog)
+        await start(ctx, dut)
+        await ctx.tick().repeat(5)
+        ctx.set(dut.tag_inc.tag, 5)
+        ctx.set(dut.tag_inc.valid, 1)
+        await ctx.tick().repeat(10)
+        ctx.set(dut.tag_inc.valid, 0)
+        await ctx.tick().repeat(20)
+        assert ctx.get(dut.running) and ctx.get(dut.pc) == 2
+        await pulse(ctx, (dut.tag_inc.valid, 1), (dut.tag_inc.tag, 5))
+        await ctx.tick().repeat(6)
+        assert ctx.get(dut.halted) and ctx.get(dut.pc) == 3
     simulate(tb)
 
 

@@ -163,7 +163,7 @@ def run_stream(dut, beats, seed, idle, bp, params_per_beat=True):
         else:
             raise AssertionError(f"timeout: got {len(got)} of {len(beats)} beats")
         ctx.set(dut.out.ready, 0)
-        await ctx.tick().repeat(2 * VectorUnit.LATENCY)
+        await ctx.tick().repeat(2 * dut.LATENCY)
         assert not ctx.get(dut.out.valid), "extra beat on out"
 
     run_sim(dut, producer, consumer)
@@ -232,19 +232,33 @@ def test_corner_products():
     check(dut, beats, run_stream(dut, beats, 12, 0.0, 0.3))
 
 
-def test_full_throughput_and_latency():
-    """No stalls: N beats enter in N consecutive cycles, the first result is valid LATENCY cycles
-    after its input cycle and the last one leaves N + LATENCY cycles after the first input."""
-    N = 40
+@pytest.mark.parametrize("lanes,aw,small", [(4, 32, False), (4, 32, True), (1, 16, False),
+                                             (3, 48, False), (3, 48, True)])
+def test_full_throughput_and_latency(lanes, aw, small):
+    """No stalls: beat n enters in cycle n * II and its result is valid II + 8 cycles later,
+    II = lanes x multiplier passes per lane: one pass when acc + bias fits in 18 bits signed
+    (`small`), else one per 17-bit chunk (the top one signed, up to 18 bits): 2 for 32 bits,
+    3 for 48."""
+    N = 20
+    chunks = 1 if small or aw <= 18 else {32: 2, 48: 3}[aw]
+    II, L = lanes * chunks, lanes * chunks + 8
     rng = np.random.default_rng(13)
-    dut = VectorUnit(4)
-    beats = random_beats(rng, N, 4, 32, 8, 16)
+    dut = VectorUnit(lanes, acc_width=aw)
+    assert (dut.INTERVAL, dut.MIN_INTERVAL) == (lanes * {16: 1, 32: 2, 48: 3}[aw], lanes)
+    beats = random_beats(rng, N, lanes, aw, 8, 16)
+    for b in beats:
+        if small:      # |acc + bias| < 2**17
+            b["acc"] = rng.integers(-(1 << 16), 1 << 16, lanes)
+            b["bias"] = int(rng.integers(-(1 << 16), 1 << 16))
+        else:          # every lane needs every pass: |acc + bias| >= 2**(aw - 18) * 2**17
+            b["acc"] = rng.choice([-1, 1], lanes) * (1 << (aw - 2)) + rng.integers(-99, 99, lanes)
+            b["bias"] = 0
     stats = {"in_cycles": [], "out_cycles": []}
     got = []
 
     async def tb(ctx):
         ctx.set(dut.out.ready, 1)
-        for cycle in range(N + 3 * VectorUnit.LATENCY):
+        for cycle in range(N * II + 3 * L):
             k = len(stats["in_cycles"])
             if k < N:
                 b = beats[k]
@@ -260,10 +274,8 @@ def test_full_throughput_and_latency():
                 got.append(([int(x) for x in op.data], int(op.tag)))
 
     run_sim(dut, tb)
-    L = VectorUnit.LATENCY
-    assert stats["in_cycles"] == list(range(N))                   # inp.ready never dropped
-    assert stats["out_cycles"] == list(range(L, N + L))           # one result per cycle
-    assert stats["out_cycles"][-1] + 1 - stats["in_cycles"][0] == N + L
+    assert stats["in_cycles"] == [n * II for n in range(N)]        # one beat per II cycles
+    assert stats["out_cycles"] == [L + n * II for n in range(N)]
     check(dut, beats, got)
 
 
@@ -292,10 +304,10 @@ def test_ready_is_registered_and_buffer_bounded():
             if iv and ir:
                 k += 1
             accepted.append(k)
-        assert k == VectorUnit.FIFO_DEPTH
+        assert k == dut.FIFO_DEPTH
         ctx.set(dut.inp.valid, 0)
         ctx.set(dut.out.ready, 1)
-        for _ in range(40):
+        for _ in range(len(beats) * dut.INTERVAL + 2 * dut.LATENCY):
             if len(got) == len(beats):
                 break
             if k < len(beats):

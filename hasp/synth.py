@@ -92,7 +92,7 @@ BLOCKS = {
     "chip": "the whole chip",
 }
 
-_GEN_TOPS = ("scratchpad", "core", "chip")
+_GEN_TOPS = ("scratchpad",)
 
 #: default nextpnr --freq (MHz) per family and block: the targets of docs/fpga.md.
 _DEFAULT_FREQ = {"ecp5": {"pe": 150, "pe_array": 150, "core": 100, "chip": 100},
@@ -152,7 +152,7 @@ def _gsu(cfg):
     return GroupSyncUnit(cfg.cores, cfg.sync.groups)
 
 
-def _multiplier(family):
+def pe_multiplier(family):
     """The PE multiplier for a target family: on ECP5 a MULT18X18D instance with its own
     input/output registers (Yosys' inferred DSP leaves them unused and the multiplier
     combinational: ~125 MHz at best); elsewhere the behavioural one (what the simulators run)."""
@@ -161,28 +161,39 @@ def _multiplier(family):
 
 def _pe(cfg, family=None):
     from hasp.hw.pe_array import PE
-    return PE(cfg.pe.data_width, cfg.pe.acc_width, multiplier=_multiplier(family))
+    return PE(cfg.pe.data_width, cfg.pe.acc_width, multiplier=pe_multiplier(family))
 
 
 def _pe_array(cfg, family=None):
     from hasp.hw.pe_array import PEArray
     return PEArray(cfg.pe.rows, cfg.pe.cols, cfg.pe.data_width, cfg.pe.acc_width,
-                   multiplier=_multiplier(family))
+                   multiplier=pe_multiplier(family))
 
 
-_LOCAL_TOPS = {"pe": _pe, "pe_array": _pe_array, "router": _router, "gsu": _gsu}
-#: local tops whose RTL depends on the target family
-_FAMILY_TOPS = ("pe", "pe_array")
+def _core(cfg, family=None):
+    from hasp.hw.core import Core
+    return Core(cfg, multiplier=pe_multiplier(family))
+
+
+def _chip(cfg, family=None):
+    from hasp.hw.chip import Chip
+    return Chip(cfg, multiplier=pe_multiplier(family))
+
+
+_LOCAL_TOPS = {"pe": _pe, "pe_array": _pe_array, "router": _router, "gsu": _gsu,
+               "core": _core, "chip": _chip}
+#: local tops whose RTL depends on the target family (the PE multiplier)
+_FAMILY_TOPS = ("pe", "pe_array", "core", "chip")
 
 
 def _local_name(block, cfg, family=None):
     pe = cfg.pe
-    suffix = "_ecp5" if _multiplier(family) == "ecp5" else ""
+    suffix = "_ecp5" if pe_multiplier(family) == "ecp5" else ""
     if block == "pe":
         return f"hasp_pe_d{pe.data_width}a{pe.acc_width}{suffix}"
-    if block == "pe_array":
+    if block in ("pe_array", "core", "chip"):
         from hasp.hw.gen import module_name
-        return module_name("pe_array", cfg) + suffix
+        return module_name(block, cfg) + suffix
     if block == "router":
         return (f"hasp_router_{cfg.mesh.rows}x{cfg.mesh.cols}_f{cfg.noc.flit_width}"
                 f"b{cfg.noc.buffer_depth}")
@@ -192,8 +203,8 @@ def _local_name(block, cfg, family=None):
 def block_verilog(block: str, cfg, out_dir, family: str | None = None
                   ) -> tuple[Path, str, list[dict]]:
     """Write the block's Verilog into ``out_dir``: (path, module name, port list).
-    ``family`` (the target's, "ecp5" or "ice40") selects the PE multiplier of ``pe`` and
-    ``pe_array``."""
+    ``family`` (the target's, "ecp5" or "ice40") selects the PE multiplier of ``pe``,
+    ``pe_array``, ``core`` and ``chip``."""
     check_block(block)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -285,7 +285,9 @@ class BoardTop(Elaboratable):
             m.d.comb += cd.clk.eq(self.clk)
         m.submodules.rst_sync = ResetSynchronizer(rst, domain="sync")
 
-        m.submodules.chip = chip = Chip(self.cfg)
+        from hasp.synth import TARGETS, pe_multiplier
+        m.submodules.chip = chip = Chip(
+            self.cfg, multiplier=pe_multiplier(TARGETS[self.board.target].family))
         m.submodules.bridge = bridge = UartAxiBridge(self.divisor)
         m.d.comb += [bridge.rx.eq(self.uart_rx), self.uart_tx.eq(bridge.tx)]
         for name, member in chip.signature.members.items():

@@ -14,7 +14,8 @@ __all__ = ["Chip"]
 
 
 class Chip(wiring.Component):
-    """A HASP chip for one :class:`hasp.config.ChipConfig`.
+    """A HASP chip for one :class:`hasp.config.ChipConfig`. ``multiplier`` is passed to every
+    core's PE array (``"ecp5"`` for ECP5 synthesis: :class:`hasp.hw.core.Core`).
 
     Ports
     -----
@@ -29,8 +30,9 @@ class Chip(wiring.Component):
     router ``(x, y)`` of both networks; the host port is on the West side of router ``(0, 0)``.
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, *, multiplier="generic"):
         self.cfg = cfg
+        self.multiplier = multiplier
         self.host = HostInterface(cfg)
         members = {name: member for name, member in self.host.signature.members.items()
                    if name.startswith("s_axil_")}
@@ -67,7 +69,7 @@ class Chip(wiring.Component):
         running, errors = [], []
         for i in range(n):
             x, y = i % cfg.mesh.cols, i // cfg.mesh.cols
-            core = Core(cfg)
+            core = Core(cfg, multiplier=self.multiplier)
             ni = NetworkInterface(cfg, x, y)
             m.submodules[f"core{i}"] = core
             m.submodules[f"ni{i}"] = ni

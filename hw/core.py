@@ -78,6 +78,9 @@ class Core(wiring.Component):
     tags : int, optional
         Number of tag counters (``TAG_COUNTER_BITS`` each, saturating). Default ``isa.TAGS``
         (what the functional model assumes), at most ``1 << isa.TAG_BITS``.
+    multiplier : str, optional
+        The PE array's multiplier (:data:`hasp.hw.pe_array.MULTIPLIERS`): ``"generic"``
+        (default, what every simulator runs) or ``"ecp5"`` (``hasp synth`` on ECP5 targets).
 
     Semantics not fixed by the ISA text
     -----------------------------------
@@ -166,7 +169,7 @@ class Core(wiring.Component):
         running; MACs performed by the PE array.
     """
 
-    def __init__(self, cfg, acc_depth=isa.ACC_ROWS, tags=isa.TAGS):
+    def __init__(self, cfg, acc_depth=isa.ACC_ROWS, tags=isa.TAGS, *, multiplier="generic"):
         if acc_depth is None:
             acc_depth = isa.ACC_ROWS
         for name, v, lo, hi in (("acc_depth", acc_depth, 1, 1 << isa.ACC_BITS),
@@ -181,7 +184,8 @@ class Core(wiring.Component):
         self.spm = Scratchpad(cfg.word_width, cfg.spm.depth, cfg.spm.banks,
                               read_ports=4, write_ports=2)
         aw = self.spm.addr_width
-        self.engine = GemmEngine(pe.rows, pe.cols, pe.data_width, pe.acc_width, aw)
+        self.engine = GemmEngine(pe.rows, pe.cols, pe.data_width, pe.acc_width, aw,
+                                 multiplier=multiplier)
         self.vector = VectorUnit(pe.cols, pe.acc_width, pe.data_width, tag_width=aw)
         #: Accumulator memory: row ``i`` holds ``pe.cols`` signed ``acc_width``-bit lanes,
         #: lane ``j`` at bits ``[j*acc_width, (j+1)*acc_width)``.

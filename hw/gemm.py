@@ -44,10 +44,10 @@ class GemmEngine(wiring.Component):
 
     FIFO_DEPTH = 4
 
-    def __init__(self, rows, cols, data_width, acc_width, addr_width):
+    def __init__(self, rows, cols, data_width, acc_width, addr_width, *, multiplier="generic"):
         self.rows, self.cols, self.data_width = rows, cols, data_width
         self.word_width = max(rows, cols) * data_width
-        self.pe = PEArray(rows, cols, data_width, acc_width)
+        self.pe = PEArray(rows, cols, data_width, acc_width, multiplier=multiplier)
         super().__init__({
             "cmd": In(gemm_command_layout(addr_width)),
             "start": In(1),

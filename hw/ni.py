@@ -20,6 +20,11 @@ class NetworkInterface(wiring.Component):
     a pending host ``READ_REQ`` becomes a ``READ_RESP`` packet on the response network. Both
     read the scratchpad through ``spm_rd``; a pending read is served before the next SEND.
 
+    Multicast ``WRITE`` packets (``mc_dx``/``mc_dy`` non-zero, one copy delivered to every
+    core of the rectangle by the lane routers) are received exactly like unicast ones. A SEND
+    becomes a multicast packet when :func:`hasp.hw.core.send_layout` has ``mc_dx``/``mc_dy``
+    fields (``x``/``y`` is then the rectangle's corner; at most ``noc.mc_depth - 1`` words).
+
     Ingress (request network): ``WRITE`` bodies go to ``spm_wr`` at ``address + i``; when the
     tail word is written and the packet came from a core (``src_host = 0``) the tag counter
     ``tag`` is incremented (``tag_inc``), so a counted packet's data is always in place.
@@ -188,6 +193,11 @@ class NetworkInterface(wiring.Component):
                         rd_addr.eq(p.src), rd_left.eq(p.len), out_left.eq(p.len),
                         rd_imem.eq(0),
                     ]
+                    # multicast SEND, once the core's send layout carries the rectangle
+                    # (docs/noc.md, "Multicast from the core")
+                    members = send_layout().members
+                    if "mc_dx" in members and "mc_dy" in members:
+                        m.d.sync += [job_hdr.mc_dx.eq(p.mc_dx), job_hdr.mc_dy.eq(p.mc_dy)]
                     m.next = "HEAD"
             with m.State("HEAD"):
                 m.d.comb += [out_valid.eq(1), out_flit.eq(head_flit)]

@@ -166,15 +166,17 @@ class NoCBench(wiring.Component):
         cw = fmt.coord_width
         sig = {
             "start": In(1), "seed": In(32), "rate": In(17), "pattern": In(3),
+            "mc_rate": In(16),
             "hot_x": In(cw), "hot_y": In(cw), "hot_rate": In(16), "pkt_len": In(8),
             "bp": In(16), "warmup": In(32), "measure": In(32), "drain_max": In(32),
             "done": Out(1), "timeout": Out(1), "phase": Out(3), "cycles": Out(32),
             "error": Out(1),
         }
-        for name in ("gen", "gen_meas", "drop", "tx_pkts", "rx_all", "rx_pkts", "rx_flits",
-                     "win_flits", "errors"):
+        for name in ("gen", "gen_meas", "gen_pkts", "drop", "tx_pkts", "rx_all", "rx_pkts",
+                     "rx_flits", "win_flits", "errors"):
             sig[name] = Out(CNT_WIDTH).array(n)
-        for name in ("lat_sum", "net_lat_sum", "head_lat_sum", "hop_sum", "flit_hops"):
+        for name in ("lat_sum", "net_lat_sum", "head_lat_sum", "hop_sum", "flit_hops",
+                     "mc_flit_hops", "hl_sum", "h2_sum"):
             sig[name] = Out(SUM_WIDTH).array(n)
         sig["flit_count"] = Out(32).array(n, len(Port))
         super().__init__(sig)
@@ -238,7 +240,8 @@ class NoCBench(wiring.Component):
         hdr_layout = fmt.header
         flit_layout = fmt.flit
         qlayout = data.StructLayout({"ts": unsigned(TS_WIDTH), "meas": 1,
-                                     "dx": unsigned(cw), "dy": unsigned(cw)})
+                                     "dx": unsigned(cw), "dy": unsigned(cw),
+                                     "mdx": unsigned(cw), "mdy": unsigned(cw)})
 
         def counter(sig, inc, cond):
             with m.If(clear):
@@ -281,22 +284,47 @@ class NoCBench(wiring.Component):
                 with m.Default():
                     m.d.comb += [dx.eq(ux), dy.eq(uy)]
 
+            # multicast: a fraction mc_rate / 65536 of the packets goes to a random rectangle
+            # with its corner at the uniform destination (1 x 1 rectangles stay unicast)
+            rmc = Signal(32, name=f"rmc{i}")
+            with m.If(clear):
+                m.d.sync += rmc.eq(Cat(self.seed[16:32] ^ Const((0x3C6E * (i + 11)) & 0xFFFF, 16),
+                                       Const((0x5F35 * (i + 13)) & 0xFFFF | 1, 16)))
+            with m.Else():
+                m.d.sync += rmc.eq(_xorshift32(rmc))
+            mdx, mdy = Signal(cw, name=f"mdx{i}"), Signal(cw, name=f"mdy{i}")
+            is_mc = Signal(name=f"is_mc{i}")
+            m.d.comb += [mdx.eq((rmc[16:24] * (cols - ux))[8:]),
+                         mdy.eq((rmc[24:32] * (rows - uy))[8:]),
+                         is_mc.eq((rmc[:16] < self.mc_rate) & ((mdx != 0) | (mdy != 0)))]
+            copies = Signal(2 * cw + 2, name=f"copies{i}")
+            tree = Signal(3 * cw + 4, name=f"tree{i}")
+            xl = (Mux(ux + mdx > x, ux + mdx, x) - Mux(ux < x, ux, x))[:cw + 1]
+            yl = (Mux(uy + mdy > y, uy + mdy, y) - Mux(uy < y, uy, y))[:cw + 1]
+            m.d.comb += [copies.eq(Mux(is_mc, (mdx + 1) * (mdy + 1), 1)),
+                         tree.eq(xl + (mdx + 1) * yl + (mdx + 1) * (mdy + 1))]
+
             q = m.submodules[f"q{i}"] = SyncFIFO(width=qlayout.size, depth=self.queue_depth)
             qin = data.View(qlayout, q.w_data)
             m.d.comb += [qin.ts.eq(now), qin.meas.eq(phase == Phase.MEASURE),
-                         qin.dx.eq(dx), qin.dy.eq(dy),
+                         qin.dx.eq(Mux(is_mc, ux, dx)), qin.dy.eq(Mux(is_mc, uy, dy)),
+                         qin.mdx.eq(Mux(is_mc, mdx, 0)), qin.mdy.eq(Mux(is_mc, mdy, 0)),
                          q.w_en.eq(fire & ~clear)]
-            counter(self.gen[i], 1, fire & q.w_rdy)
-            counter(self.gen_meas[i], 1, fire & q.w_rdy & (phase == Phase.MEASURE))
+            counter(self.gen[i], copies, fire & q.w_rdy)
+            counter(self.gen_meas[i], copies, fire & q.w_rdy & (phase == Phase.MEASURE))
+            counter(self.gen_pkts[i], 1, fire & q.w_rdy)
+            counter(self.mc_flit_hops[i], self.pkt_len * tree, fire & q.w_rdy & is_mc)
             counter(self.drop[i], 1, fire & ~q.w_rdy)
 
             cur = data.View(qlayout, q.r_data)
+            cur_mc = (cur.mdx != 0) | (cur.mdy != 0)
             seqm = m.submodules[f"seq{i}"] = Memory(shape=unsigned(SEQ_WIDTH), depth=n, init=[])
             srd = seqm.read_port(domain="comb")
             swr = seqm.write_port()
             didx = cur.dy * cols + cur.dx
             m.d.comb += srd.addr.eq(didx)
-            seq = srd.data
+            mc_seq = Signal(SEQ_WIDTH, name=f"mc_seq{i}")     # one sequence for its multicasts
+            seq = Mux(cur_mc, mc_seq, srd.data)
             k = Signal(8, name=f"k{i}")
             inj_ts = Signal(TS_WIDTH, name=f"inj_ts{i}")
             port = mesh.local_in[i]
@@ -311,7 +339,8 @@ class NoCBench(wiring.Component):
             with m.If(k == 0):
                 m.d.comb += [hdr.type.eq(PacketType.WRITE), hdr.tag.eq(cur.meas),
                              hdr.length.eq(self.pkt_len - 1), hdr.address.eq(seq),
-                             hdr.src_x.eq(x), hdr.src_y.eq(y)]
+                             hdr.src_x.eq(x), hdr.src_y.eq(y), hdr.mc_dx.eq(cur.mdx),
+                             hdr.mc_dy.eq(cur.mdy)]
             with m.Elif(k == 1):
                 m.d.comb += flit.data.eq(Cat(cur.ts, inj_ts))
             with m.Else():
@@ -324,7 +353,10 @@ class NoCBench(wiring.Component):
                 with m.If(k == last_k):
                     m.d.sync += k.eq(0)
             m.d.comb += [swr.addr.eq(didx), swr.data.eq(seq + 1),
-                         swr.en.eq(xfer & (k == last_k)), q.r_en.eq(xfer & (k == last_k))]
+                         swr.en.eq(xfer & (k == last_k) & ~cur_mc),
+                         q.r_en.eq(xfer & (k == last_k))]
+            with m.If(xfer & (k == last_k) & cur_mc):
+                m.d.sync += mc_seq.eq(mc_seq + 1)
             counter(self.tx_pkts[i], 1, xfer & (k == last_k))
             with m.If(clear):
                 m.d.sync += k.eq(0)
@@ -345,6 +377,15 @@ class NoCBench(wiring.Component):
             expm = m.submodules[f"exp{i}"] = Memory(shape=unsigned(SEQ_WIDTH), depth=n, init=[])
             erd = expm.read_port(domain="comb")
             ewr = expm.write_port()
+            # multicast: per source, the next sequence number at least expected (a node gets
+            # the multicasts whose rectangle covers it: increasing, not consecutive)
+            mexp = m.submodules[f"mexp{i}"] = Memory(shape=unsigned(SEQ_WIDTH), depth=n,
+                                                     init=[])
+            mrd = mexp.read_port(domain="comb")
+            mwr = mexp.write_port()
+            c_mc = Signal(name=f"c_mc{i}")
+            c_x0 = Signal(cw, name=f"c_x0{i}")
+            c_y0 = Signal(cw, name=f"c_y0{i}")
             ek = Signal(8, name=f"ek{i}")
             c_src = Signal(8, name=f"c_src{i}")
             c_seq = Signal(SEQ_WIDTH, name=f"c_seq{i}")
@@ -354,31 +395,42 @@ class NoCBench(wiring.Component):
             c_gen = Signal(TS_WIDTH, name=f"c_gen{i}")
             c_inj = Signal(TS_WIDTH, name=f"c_inj{i}")
             src_idx = oh.src_y * cols + oh.src_x
-            m.d.comb += erd.addr.eq(src_idx)
+            m.d.comb += [erd.addr.eq(src_idx), mrd.addr.eq(src_idx)]
             rx = out.valid & out.ready
             is_last = ek == last_k
-            route_ok = (of.dst_x == x) & (of.dst_y == y) & ~of.to_host
+            h_mc = (oh.mc_dx != 0) | (oh.mc_dy != 0)
+            in_rect = ((of.dst_x <= x) & (of.dst_x + oh.mc_dx >= x) & (of.dst_y <= y) &
+                       (of.dst_y + oh.mc_dy >= y) & ~of.to_host)
+            route_ok = Mux(c_mc, (of.dst_x == c_x0) & (of.dst_y == c_y0) & ~of.to_host,
+                           (of.dst_x == x) & (of.dst_y == y) & ~of.to_host)
+            seq_in = oh.address[:SEQ_WIDTH]
+            seq_ok = Mux(h_mc, ~(seq_in - mrd.data)[SEQ_WIDTH - 1], seq_in == erd.data)
             bad = Signal(name=f"bad{i}")
             hops = _absdiff(oh.src_x, x) + _absdiff(oh.src_y, y)
             with m.If(ek == 0):
-                m.d.comb += bad.eq(~route_ok | of.last | (oh.type != PacketType.WRITE) |
+                m.d.comb += bad.eq(~Mux(h_mc, in_rect, (of.dst_x == x) & (of.dst_y == y) &
+                                        ~of.to_host) |
+                                   of.last | (oh.type != PacketType.WRITE) |
                                    (oh.length != self.pkt_len - 1) | (oh.src_x >= cols) |
-                                   (oh.src_y >= rows) | (oh.address[:SEQ_WIDTH] != erd.data) |
+                                   (oh.src_y >= rows) | ~seq_ok |
                                    (oh.address[SEQ_WIDTH:] != 0) | (oh.tag[1:] != 0) |
-                                   (oh.src_host != 0) | (oh.mc_dx != 0) | (oh.mc_dy != 0) |
-                                   (of.data[hdr_layout.size:] != 0))
+                                   (oh.src_host != 0) | (of.data[hdr_layout.size:] != 0))
             with m.Elif(ek == 1):
                 m.d.comb += bad.eq(~route_ok | (of.last != is_last))
             with m.Else():
                 m.d.comb += bad.eq(~route_ok | (of.last != is_last) |
                                    (of.data != _body_word_hw(c_src, c_seq, ek, fw)))
-            m.d.comb += [ewr.addr.eq(src_idx), ewr.data.eq(oh.address[:SEQ_WIDTH] + 1),
-                         ewr.en.eq(rx & (ek == 0) & (oh.src_x < cols) & (oh.src_y < rows))]
+            src_ok = (oh.src_x < cols) & (oh.src_y < rows)
+            m.d.comb += [ewr.addr.eq(src_idx), ewr.data.eq(seq_in + 1),
+                         ewr.en.eq(rx & (ek == 0) & src_ok & ~h_mc),
+                         mwr.addr.eq(src_idx), mwr.data.eq(seq_in + 1),
+                         mwr.en.eq(rx & (ek == 0) & src_ok & h_mc)]
             with m.If(rx):
                 m.d.sync += ek.eq(ek + 1)
                 with m.If(ek == 0):
                     m.d.sync += [c_src.eq(src_idx), c_seq.eq(oh.address[:SEQ_WIDTH]),
-                                 c_meas.eq(oh.tag[0]), c_hops.eq(hops), c_thead.eq(now)]
+                                 c_meas.eq(oh.tag[0]), c_hops.eq(hops), c_thead.eq(now),
+                                 c_mc.eq(h_mc), c_x0.eq(of.dst_x), c_y0.eq(of.dst_y)]
                 with m.If(ek == 1):
                     m.d.sync += [c_gen.eq(of.data[:32]), c_inj.eq(of.data[32:64])]
                 with m.If(of.last | is_last):
@@ -395,6 +447,9 @@ class NoCBench(wiring.Component):
             counter(self.net_lat_sum[i], (now - c_inj)[:TS_WIDTH], meas_pkt)
             counter(self.head_lat_sum[i], (c_thead - c_inj)[:TS_WIDTH], meas_pkt)
             counter(self.hop_sum[i], c_hops, meas_pkt)
-            counter(self.flit_hops[i], self.pkt_len * (c_hops + 1), done_pkt)
+            counter(self.flit_hops[i], self.pkt_len * (c_hops + 1), done_pkt & ~c_mc)
+            hl = (c_thead - c_inj)[:16]
+            counter(self.hl_sum[i], hl * c_hops, meas_pkt)
+            counter(self.h2_sum[i], c_hops * c_hops, meas_pkt)
             counter(self.win_flits[i], 1, rx & (phase == Phase.MEASURE))
         return m

@@ -154,8 +154,9 @@ def header_layout(coord_width: int, address_width: int) -> data.StructLayout:
     address    ``address_width`` first word address at the destination
     src_x      ``coord_width``   source column
     src_y      ``coord_width``   source row
-    mc_dx      ``coord_width``   reserved for multicast (issue 4): rectangle width - 1; 0
-    mc_dy      ``coord_width``   reserved for multicast (issue 4): rectangle height - 1; 0
+    mc_dx      ``coord_width``   multicast rectangle width - 1 (0 and ``mc_dy`` 0: unicast)
+    mc_dy      ``coord_width``   multicast rectangle height - 1; the rectangle's corner with
+                                 the smallest coordinates is ``(dst_x, dst_y)``
     ========== ================= ==========================================================
     """
     _check_int("coord_width", coord_width, 1, 16)
@@ -304,7 +305,8 @@ def parse_flit(cfg, flit: int) -> dict:
 
 
 def make_packet(cfg, ptype, *, dst_x=0, dst_y=0, to_host=False, src_x=0, src_y=0,
-                src_host=False, tag=0, address=0, length=None, payload=()) -> list[int]:
+                src_host=False, tag=0, address=0, length=None, payload=(), mc_dx=0,
+                mc_dy=0) -> list[int]:
     """Encode one packet as a list of flit integers ``[head, *body]``.
 
     Parameters
@@ -315,6 +317,10 @@ def make_packet(cfg, ptype, *, dst_x=0, dst_y=0, to_host=False, src_x=0, src_y=0
         Destination core; ignored by routers when ``to_host`` is set.
     to_host : bool
         Deliver to the host port.
+    mc_dx, mc_dy : int
+        Multicast: deliver to every core of the rectangle ``[dst_x, dst_x + mc_dx] x
+        [dst_y, dst_y + mc_dy]`` (inside the mesh; not with ``to_host``; 0, 0 = unicast).
+        Needs ``noc.router = "lanes"`` and at most ``noc.mc_depth`` flits.
     src_x, src_y, src_host :
         Sender (``src_host`` for the host).
     tag, address : int
@@ -332,6 +338,10 @@ def make_packet(cfg, ptype, *, dst_x=0, dst_y=0, to_host=False, src_x=0, src_y=0
     for name, v, hi in (("dst_x", dst_x, fmt.cols - 1), ("dst_y", dst_y, fmt.rows - 1),
                         ("src_x", src_x, fmt.cols - 1), ("src_y", src_y, fmt.rows - 1)):
         _check_int(name, v, 0, hi)
+    _check_int("mc_dx", mc_dx, 0, fmt.cols - 1 - dst_x)
+    _check_int("mc_dy", mc_dy, 0, fmt.rows - 1 - dst_y)
+    if (mc_dx or mc_dy) and to_host:
+        raise ValueError("a multicast packet cannot go to the host")
     if has_payload(ptype):
         if length is None:
             length = len(payload)
@@ -351,7 +361,7 @@ def make_packet(cfg, ptype, *, dst_x=0, dst_y=0, to_host=False, src_x=0, src_y=0
         _check_int("length", length, 1, MAX_LENGTH)
     route = dict(dst_x=dst_x, dst_y=dst_y, to_host=int(bool(to_host)))
     header = pack(fmt.header, type=int(ptype), tag=tag, length=length, src_host=int(bool(src_host)),
-                  address=address, src_x=src_x, src_y=src_y)
+                  address=address, src_x=src_x, src_y=src_y, mc_dx=mc_dx, mc_dy=mc_dy)
     flits = [pack(fmt.flit, data=header, last=int(not payload), **route)]
     for i, w in enumerate(payload):
         flits.append(pack(fmt.flit, data=w, last=int(i == len(payload) - 1), **route))

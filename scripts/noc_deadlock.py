@@ -15,8 +15,18 @@ at core c. Responses are sunk unconditionally (host and cores), so nothing depen
 ejection. ``--shared`` puts both classes on one network instead, which is cyclic: this is why the
 NoC has two physical networks.
 
-The XY routing also has its turns checked against :func:`hasp.hw.noc.router_turns`, the table the
-hardware crossbar is built from.
+Multicast (``--multicast vct``, the default with XY routing): every multicast packet for every
+rectangle from every source (cores and host) on the request network follows the XY tree of
+:func:`hasp.hw.noc.mc_route` in the multicast lanes of the lane router (channels ``mc:...``;
+the ejection channels are shared with unicast). The lane router allocates a multicast head only
+when the whole packet is in its lane and every branch's lane is empty and free, and then serves
+it with priority (virtual cut-through), so a multicast packet holding a channel waits only for
+the channels of its children: edges parent -> child. ``--multicast sync`` models replication
+without that rule (a branch that has taken flits waits for its blocked siblings: edges between
+siblings), which is cyclic. ``--multicast none`` leaves multicast out.
+
+The XY routing also has its turns (unicast and multicast) checked against
+:func:`hasp.hw.noc.router_turns`, the table the hardware crossbar is built from.
 
 Usage::
 
@@ -24,6 +34,7 @@ Usage::
     python scripts/noc_deadlock.py 8x8 3x5         # ROWSxCOLS
     python scripts/noc_deadlock.py --routing mixed 2x2   # a bad routing: exits 1
     python scripts/noc_deadlock.py --shared 2x2          # one shared network: exits 1
+    python scripts/noc_deadlock.py --multicast sync 3x3  # replication without VCT: exits 1
 
 Exit status: 0 acyclic, 1 a cycle was found (printed), 2 bad arguments, 3 the XY turns used do
 not match ``router_turns`` or a route leaves the mesh / does not terminate.
@@ -33,7 +44,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hasp.hw.noc import Port, router_turns, xy_route
+from hasp.hw.noc import Port, mc_route, router_turns, xy_route
 
 HOST = "host"
 STEP = {Port.N: (0, -1), Port.S: (0, 1), Port.E: (1, 0), Port.W: (-1, 0)}
@@ -107,9 +118,55 @@ def walk(rows, cols, route, src, dst):
     raise RuntimeError(f"{src}->{dst}: route does not terminate")
 
 
-def build_cdg(rows, cols, route, *, shared=False):
+def rectangles(rows, cols):
+    """Every multicast rectangle ``(x0, y0, x1, y1)`` of the mesh (1 x 1 ones are unicast)."""
+    return [(x0, y0, x1, y1) for y0 in range(rows) for y1 in range(y0, rows)
+            for x0 in range(cols) for x1 in range(x0, cols) if (x0, y0) != (x1, y1)]
+
+
+def mc_walk(rows, cols, src, rect, sync=False):
+    """Dependency edges and turns of the multicast tree from ``src`` to ``rect``.
+
+    Channels are ``("mc", (x, y), Port)`` (the multicast lane behind output ``Port`` of router
+    ``(x, y)``), the shared ejection channels ``("out", (x, y), Port.L)`` and the injection
+    channel ``("inj", src)``. Raises ``RuntimeError`` if the tree leaves the mesh, has a dead end
+    or does not deliver exactly once to every core of the rectangle.
+    """
+    x0, y0, x1, y1 = rect
+    start = ((0, 0), Port.W) if src == HOST else (src, Port.L)
+    stack = [(start[0], start[1], ("inj", src))]
+    edges, turns, got = [], [], []
+    while stack:
+        (x, y), came, parent = stack.pop()
+        outs = sorted(mc_route(x, y, came, x0, y0, x1, y1))
+        if not outs:
+            raise RuntimeError(f"multicast {src}->{rect}: dead end at {(x, y)}")
+        children = []
+        for o in outs:
+            turns.append(((x, y), came, o))
+            if o == Port.L:
+                child = ("out", (x, y), Port.L)
+                got.append((x, y))
+            else:
+                nx, ny = x + STEP[o][0], y + STEP[o][1]
+                if not (0 <= nx < cols and 0 <= ny < rows):
+                    raise RuntimeError(f"multicast {src}->{rect}: left the mesh at {(x, y)}")
+                child = ("mc", (x, y), o)
+                stack.append(((nx, ny), OPPOSITE[o], child))
+            children.append(child)
+            edges.append((parent, child))
+        if sync:
+            edges += [(a, b) for a in children for b in children if a != b]
+    want = sorted((x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1))
+    if sorted(got) != want:
+        raise RuntimeError(f"multicast {src}->{rect}: delivered to {sorted(got)}")
+    return edges, turns
+
+
+def build_cdg(rows, cols, route, *, shared=False, multicast="none"):
     """Channel dependency graph of both message classes: ``{channel: set(channel)}`` where a
-    channel is ``(net, chan)``; also returns the turns used (per class)."""
+    channel is ``(net, chan)``; also returns the turns used (per class). ``multicast``:
+    ``"vct"``, ``"sync"`` or ``"none"`` (multicast trees on the request network)."""
     graph, used = {}, set()
     nets = ("req", "resp")
     for net in nets:
@@ -123,6 +180,14 @@ def build_cdg(rows, cols, route, *, shared=False):
                     graph.setdefault((tag, a), set()).add((tag, b))
                     graph.setdefault((tag, b), set())
     req, resp = ("net", "net") if shared else nets
+    if multicast != "none":
+        for src in nodes(rows, cols):
+            for rect in rectangles(rows, cols):
+                edges, turns = mc_walk(rows, cols, src, rect, sync=multicast == "sync")
+                used.update(turns)
+                for a, b in edges:
+                    graph.setdefault((req, a), set()).add((req, b))
+                    graph.setdefault((req, b), set())
     for core in nodes(rows, cols):
         if core == HOST:
             continue
@@ -181,13 +246,19 @@ def fmt_chan(c):
     net, ch = c
     if ch[0] == "inj":
         return f"{net}:inject@{ch[1]}"
+    if ch[0] == "mc":
+        return f"{net}:mc:{ch[1]}.{ch[2].name}"
     return f"{net}:{ch[1]}.{ch[2].name}"
 
 
-def check(rows, cols, routing="xy", shared=False, out=sys.stdout):
-    """Check one mesh; return the exit status (0, 1 or 3)."""
+def check(rows, cols, routing="xy", shared=False, out=sys.stdout, multicast=None):
+    """Check one mesh; return the exit status (0, 1 or 3). ``multicast`` defaults to
+    ``"vct"`` for XY routing and ``"none"`` otherwise."""
+    if multicast is None:
+        multicast = "vct" if routing == "xy" else "none"
     try:
-        graph, used = build_cdg(rows, cols, ROUTINGS[routing], shared=shared)
+        graph, used = build_cdg(rows, cols, ROUTINGS[routing], shared=shared,
+                                multicast=multicast)
     except RuntimeError as e:
         print(f"{rows}x{cols} {routing}: routing error: {e}", file=out)
         return 3
@@ -201,6 +272,8 @@ def check(rows, cols, routing="xy", shared=False, out=sys.stdout):
             return 3
     edges = sum(len(v) for v in graph.values())
     what = "one shared network" if shared else "request + response networks"
+    if multicast != "none":
+        what += f", multicast {multicast}"
     cycle = find_cycle(graph)
     if cycle:
         print(f"{rows}x{cols} {routing} ({what}): CYCLE of {len(cycle) - 1} channels: "
@@ -228,10 +301,16 @@ def main(argv=None):
     ap.add_argument("--routing", choices=sorted(ROUTINGS), default="xy")
     ap.add_argument("--shared", action="store_true",
                     help="requests and responses share one network (expected to be cyclic)")
+    ap.add_argument("--multicast", choices=("vct", "sync", "none"), default=None,
+                    help="multicast trees on the request network (default: vct with XY "
+                         "routing, none otherwise)")
     args = ap.parse_args(argv)
+    if args.multicast not in (None, "none") and args.routing != "xy":
+        ap.error("multicast trees follow XY routing: use --routing xy")
     status = 0
     for rows, cols in args.meshes:
-        status = max(status, check(rows, cols, args.routing, args.shared))
+        status = max(status, check(rows, cols, args.routing, args.shared,
+                                   multicast=args.multicast))
     return status
 
 

@@ -41,14 +41,16 @@ def parse_mesh(mesh) -> tuple[int, int]:
 
 
 def bench_config(mesh="4x4", base: ChipConfig | None = None, buffer_depth=None,
-                 flit_width=None) -> ChipConfig:
+                 flit_width=None, router=None) -> ChipConfig:
     """The config of a bench build: ``base`` (default: the default config) with the mesh and
     NoC parameters replaced, named after them (one simulator build per name)."""
     base = base or ChipConfig()
     rows, cols = parse_mesh(mesh)
     noc = {"buffer_depth": buffer_depth or base.noc.buffer_depth,
-           "flit_width": flit_width or base.noc.flit_width}
-    name = f"nocbench{rows}x{cols}d{noc['buffer_depth']}f{noc['flit_width']}"
+           "flit_width": flit_width or base.noc.flit_width,
+           "router": router or base.noc.router}
+    name = (f"nocbench{rows}x{cols}d{noc['buffer_depth']}f{noc['flit_width']}"
+            f"{noc['router']}m{base.noc.mc_depth}")
     return base.replace(name=name, mesh={"rows": rows, "cols": cols}, noc=noc)
 
 
@@ -93,15 +95,19 @@ def check_run(r: dict) -> list[str]:
         bad.append(f"{r['errors_total']} checker errors (per node {r['errors']})")
     if r["mesh_error"]:
         bad.append("the mesh dropped a flit (error)")
-    if not (r["gen_total"] == r["tx_pkts_total"] == r["rx_all_total"]):
-        bad.append(f"generated {r['gen_total']}, injected {r['tx_pkts_total']}, received "
-                   f"{r['rx_all_total']} packets")
+    if r["gen_pkts_total"] != r["tx_pkts_total"]:
+        bad.append(f"generated {r['gen_pkts_total']}, injected {r['tx_pkts_total']} packets")
+    if r["gen_total"] != r["rx_all_total"]:
+        bad.append(f"{r['gen_total']} deliveries expected (multicast: one per core of the "
+                   f"rectangle), {r['rx_all_total']} received")
     if r["gen_meas_total"] != r["rx_pkts_total"]:
         bad.append(f"measured: generated {r['gen_meas_total']}, received {r['rx_pkts_total']}")
     if "link_flits_run" in r:
-        if r["link_flits_run"] != r["flit_hops_total"]:
-            bad.append(f"link counters {r['link_flits_run']} flits != ejectors' flit x routers "
-                       f"{r['flit_hops_total']}")
+        want = r["flit_hops_total"] + r["mc_flit_hops_total"]
+        if r["link_flits_run"] != want:
+            bad.append(f"link counters {r['link_flits_run']} flits != flit x routers "
+                       f"{want} (unicast counted by the ejectors, multicast trees by the "
+                       f"generators)")
         if r["eject_flits_run"] != r["rx_all_total"] * L:
             bad.append(f"local-port counters {r['eject_flits_run']} != {r['rx_all_total']} "
                        f"packets x {L} flits")
@@ -113,7 +119,11 @@ def summarize(r: dict, cores: int) -> dict:
     p = r["params"]
     L = p["pkt_len"]
     n = max(1, r["rx_pkts_total"])
+    sh, sl = r["hop_sum_total"], r["head_lat_sum_total"]
+    var = n * r["h2_sum_total"] - sh * sh
     return {
+        # least-squares slope of head latency against hops: the latency per hop
+        "head_latency_per_hop": (n * r["hl_sum_total"] - sh * sl) / var if var else None,
         "rate_pkt": p["rate"],
         "offered": p["rate"] * L,                                   # flits/node/cycle
         "accepted": r["win_flits_total"] / (cores * p["measure"]),  # flits/node/cycle
@@ -131,14 +141,15 @@ def summarize(r: dict, cores: int) -> dict:
 
 def bench_noc(cfg: ChipConfig | None = None, mesh="4x4", pattern="uniform", *, pkt_len=4,
               loads=None, warmup=1000, measure=4000, drain_max=200000, seed=1, bp=0.0,
-              buffer_depth=None, png=None, sim="verilator", strict=True) -> dict:
+              buffer_depth=None, png=None, sim="verilator", strict=True, router=None,
+              mc_frac=0.0) -> dict:
     """Latency-throughput measurement of one mesh and pattern.
 
     ``loads``: offered loads in flits/node/cycle (default: 0.1 .. 1.3 x the uniform bound,
     plus a zero-load point at 1% of it). ``png``: where to write the latency-throughput plot.
     ``strict``: raise ``AssertionError`` if any run fails a check. Returns a JSON-able dict.
     """
-    cfg = bench_config(mesh, cfg, buffer_depth=buffer_depth)
+    cfg = bench_config(mesh, cfg, buffer_depth=buffer_depth, router=router)
     rows, cols = cfg.mesh.rows, cfg.mesh.cols
     cores = rows * cols
     bound = channel_bound(rows, cols)
@@ -152,7 +163,7 @@ def bench_noc(cfg: ChipConfig | None = None, mesh="4x4", pattern="uniform", *, p
         rate = min(1.0, load / pkt_len)
         runs.append(dict(seed=seed + i, rate=rate, pattern=pattern, pkt_len=pkt_len, bp=bp,
                          hot_x=cols // 2, hot_y=rows // 2, hot_frac=0.2 if pattern == "hotspot"
-                         else 0.0, warmup=warmup if i else 200,
+                         else 0.0, mc_frac=mc_frac, warmup=warmup if i else 200,
                          measure=measure if i else max(measure, 20000), drain_max=drain_max))
     out = run_bench(cfg, runs, sim, name=f"noc-{cfg.name}-{pattern}")
     results = _link_deltas(out["results"])
@@ -169,13 +180,15 @@ def bench_noc(cfg: ChipConfig | None = None, mesh="4x4", pattern="uniform", *, p
     lat_knee = next((s["offered"] for s in sweep if s["latency"] > 3 * z["latency"]), None)
     report = {
         "benchmark": "noc", "mesh": f"{rows}x{cols}", "pattern": pattern,
-        "simulator": sim, "config": cfg.name, "buffer_depth": cfg.noc.buffer_depth,
+        "simulator": sim, "config": cfg.name, "router": cfg.noc.router,
+        "buffer_depth": cfg.noc.buffer_depth, "mc_frac": mc_frac,
         "flit_width": cfg.noc.flit_width, "pkt_len": pkt_len, "warmup": warmup,
         "measure": measure,
         "zero_load": {
             "head_latency": round(z["head_latency"], 3), "hops": round(z["hops"], 3),
             "latency_per_router": round(z["head_latency"] / (z["hops"] + 1), 3),
-            "latency_per_hop": round((z["head_latency"] - 1) / z["hops"], 3) if z["hops"] else None,
+            "latency_per_hop": (round(z["head_latency_per_hop"], 3)
+                                if z["head_latency_per_hop"] is not None else None),
             "packet_latency": round(z["latency"], 3), "packets": z["packets"]},
         "saturation_throughput": round(sat, 4),
         "channel_bound": round(bound, 4),

@@ -15,10 +15,11 @@ from hasp.hw.noc_bench import PATTERNS
 from hasp.verif.tb.common import CLK_NS, TB
 
 DEFAULTS = dict(seed=1, rate=0.05, pattern="uniform", hot_x=0, hot_y=0, hot_frac=0.0,
-                pkt_len=4, bp=0.0, warmup=1000, measure=5000, drain_max=100000)
+                pkt_len=4, bp=0.0, warmup=1000, measure=5000, drain_max=100000, mc_frac=0.0)
 
-PER_NODE = ("gen", "gen_meas", "drop", "tx_pkts", "rx_all", "rx_pkts", "rx_flits", "win_flits",
-            "errors", "lat_sum", "net_lat_sum", "head_lat_sum", "hop_sum", "flit_hops")
+PER_NODE = ("gen", "gen_meas", "gen_pkts", "drop", "tx_pkts", "rx_all", "rx_pkts", "rx_flits",
+            "win_flits", "errors", "lat_sum", "net_lat_sum", "head_lat_sum", "hop_sum",
+            "flit_hops", "mc_flit_hops", "hl_sum", "h2_sum")
 
 
 def _prob16(p, full=65535):
@@ -53,6 +54,7 @@ async def run_one(tb, params):
     d.pattern.value = PATTERNS[p["pattern"]]
     d.hot_x.value, d.hot_y.value = p["hot_x"], p["hot_y"]
     d.hot_rate.value = _prob16(p["hot_frac"])
+    d.mc_rate.value = _prob16(p["mc_frac"])
     d.pkt_len.value = p["pkt_len"]
     d.bp.value = _prob16(p["bp"])
     d.warmup.value, d.measure.value, d.drain_max.value = p["warmup"], p["measure"], p["drain_max"]
@@ -78,7 +80,7 @@ async def run_one(tb, params):
 async def sweep(dut):
     tb = TB(dut)
     for name in ("start", "seed", "rate", "pattern", "hot_x", "hot_y", "hot_rate", "pkt_len",
-                 "bp", "warmup", "measure", "drain_max"):
+                 "bp", "warmup", "measure", "drain_max", "mc_rate"):
         getattr(dut, name).value = 0
     await tb.start()
     t0 = time.perf_counter()

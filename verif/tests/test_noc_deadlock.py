@@ -1,6 +1,7 @@
 """Deadlock freedom: scripts/noc_deadlock.py finds no cycle in the channel dependency graph of
-XY routing with separate request/response networks, and does find the cycles of a bad routing
-function and of a single shared network."""
+XY routing with separate request/response networks and XY-tree multicast (virtual cut-through
+rule), and does find the cycles of a bad routing function, of a single shared network and of
+multicast replication without the cut-through rule."""
 from __future__ import annotations
 
 import importlib.util
@@ -30,8 +31,35 @@ def test_xy_two_networks_acyclic():
     r = run("2x2", "3x3", "4x4")
     assert r.returncode == 0, r.stdout + r.stderr
     for mesh in ("2x2", "3x3", "4x4"):
-        assert f"{mesh} xy (request + response networks)" in r.stdout
+        assert f"{mesh} xy (request + response networks, multicast vct)" in r.stdout
     assert r.stdout.count("acyclic") == 3
+
+
+def test_multicast_sync_replication_is_cyclic():
+    r = run("--multicast", "sync", "3x3")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "CYCLE" in r.stdout and "mc:" in r.stdout
+    assert run("--multicast", "vct", "--routing", "yx", "2x2").returncode == 2
+
+
+def test_multicast_trees(dl):
+    """Every tree delivers once to every core of its rectangle (mc_walk raises otherwise) and
+    its links agree with a count stated here: the source row spans the rectangle's columns and
+    the source column, each column of the rectangle spans its rows and the source row."""
+    rows, cols = 3, 4
+    for src in dl.nodes(rows, cols):
+        sx, sy = (0, 0) if src == dl.HOST else src
+        for rect in dl.rectangles(rows, cols):
+            x0, y0, x1, y1 = rect
+            edges, turns = dl.mc_walk(rows, cols, src, rect)
+            links = [b for a, b in edges if b[0] == "mc"]
+            width = x1 - x0 + 1
+            want = (max(x1, sx) - min(x0, sx)) + width * (max(y1, sy) - min(y0, sy))
+            assert len(links) == len(set(links)) == want, (src, rect)
+    # the multicast lane of the source's injection goes only to its children
+    edges, _ = dl.mc_walk(2, 2, (0, 0), (0, 0, 1, 1))
+    assert {b for a, b in edges if a == ("inj", (0, 0))} == {
+        ("mc", (0, 0), dl.Port.E), ("mc", (0, 0), dl.Port.S), ("out", (0, 0), dl.Port.L)}
 
 
 def test_bad_routing_is_cyclic():
@@ -54,6 +82,7 @@ def test_bad_arguments():
 def test_more_shapes_and_turn_table(dl, rows, cols):
     # check() also compares the turns XY uses with the router's crossbar table
     assert dl.check(rows, cols, "xy") == 0
+    assert dl.check(rows, cols, "xy", multicast="none") == 0
     assert dl.check(rows, cols, "yx") == 0
     assert dl.check(rows, cols, "mixed") == (1 if rows > 1 and cols > 1 else 0)
 

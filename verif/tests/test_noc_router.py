@@ -253,4 +253,30 @@ def test_throughput_all_ports(depth, rate):
         span_out = out_cycles[-1] - out_cycles[0] + 1
         assert 40 / span_in >= rate * 0.95 and 40 / span_out >= rate * 0.95, (span_in, span_out)
         if rate == 1.0:
-            assert out_cycles[0] - in_cycles[0] == 1       # one cycle through the router
+            assert out_cycles[0] - in_cycles[0] == 2       # grant, then traversal
+
+
+def test_noc_config_router_knob():
+    from hasp.config import ConfigError, NoCConfig, loads
+    with pytest.raises(ConfigError, match="noc.router must be one of lanes, wormhole, not 'vc'"):
+        NoCConfig(router="vc")
+    with pytest.raises(ConfigError, match=r"noc\.mc_depth must be >= 2, not 1"):
+        NoCConfig(mc_depth=1)
+    assert preset("fpga").noc.router == "wormhole" and preset("tiny").noc.router == "lanes"
+    cfg = loads('[noc]\nrouter = "wormhole"\nmc_depth = 16\n')
+    assert (cfg.noc.router, cfg.noc.mc_depth) == ("wormhole", 16)
+    from hasp.hw.noc import LaneRouter, Mesh
+    assert all(isinstance(r, LaneRouter) for r in Mesh(preset("tiny")).routers.values())
+    assert not any(isinstance(r, LaneRouter) for r in Mesh(preset("fpga")).routers.values())
+
+
+def test_lane_router_validation():
+    from hasp.hw.noc import LaneRouter
+    args = dict(x=1, y=1, rows=3, cols=3, data_width=64, buffer_depth=4)
+    with pytest.raises(ValueError, match="mc_depth"):
+        LaneRouter(mc_depth=1, **args)
+    with pytest.raises(ValueError, match="host port"):
+        LaneRouter(**dict(args, host=True))
+    r = LaneRouter(**args)
+    assert {"lane", "credit"} <= set(r.in_e.signature.members)       # credit-based link
+    assert "ready" in r.in_l.signature.members                       # stream at the core

@@ -130,13 +130,13 @@ class NoCConfig:
 
     ``router``: ``"lanes"`` (input buffers split by output port, credit flow control, multicast;
     about 2.3x the LUTs, 61 MHz on ECP5) or ``"wormhole"`` (one FIFO per input, smallest and
-    fastest; no multicast). Both saturate at 0.54-0.61 of the uniform-random channel bound
-    (docs/noc.md). ``mc_depth``: flits of the multicast lane of each ``lanes`` router input, the
+    fastest, 122 MHz; no multicast). Both saturate at 0.54-0.61 of the uniform-random channel
+    bound (docs/noc.md), so every preset uses ``"wormhole"``; ``"lanes"`` is for multicast. ``mc_depth``: flits of the multicast lane of each ``lanes`` router input, the
     longest multicast packet.
     """
     flit_width: int = 64
     buffer_depth: int = 4
-    router: str = "lanes"
+    router: str = "wormhole"
     mc_depth: int = 8
 
     def __post_init__(self):
@@ -252,11 +252,9 @@ PRESETS: dict[str, ChipConfig] = {}
 PRESETS["tiny"] = ChipConfig()
 # The largest chip that fits an ECP5-85F with every MAC in a DSP: 3x3 cores x 16 MACs = 144
 # of the 156 MULT18X18D.
-# Its NoC uses the smallest router (noc.router = "wormhole", see docs/noc.md): 18 routers are a
-# large share of the LUTs.
 PRESETS["fpga"] = ChipConfig(name="fpga", mesh=MeshConfig(3, 3), pe=PEConfig(4, 4),
                              spm=ScratchpadConfig(banks=4, depth=512),
-                             noc=NoCConfig(router="wormhole"), sync=SyncConfig(groups=4),
+                             sync=SyncConfig(groups=4),
                              core=CoreConfig(imem_depth=512))
 PRESETS["large"] = ChipConfig(name="large", mesh=MeshConfig(8, 8), pe=PEConfig(16, 16),
                               spm=ScratchpadConfig(banks=8, depth=1024), noc=NoCConfig(flit_width=128),

@@ -137,14 +137,11 @@ def check_block(block: str) -> str:
 
 
 def _router(cfg):
-    from hasp.hw.noc import Router
-    r, c = cfg.mesh.rows, cfg.mesh.cols
-    if r >= 3 and c >= 3:       # an inner router: all five ports
-        x, y, host = 1, 1, False
-    else:                       # the host router has the most ports on small meshes
-        x, y, host = 0, 0, True
-    return Router(x=x, y=y, rows=r, cols=c, data_width=cfg.noc.flit_width,
-                  buffer_depth=cfg.noc.buffer_depth, host=host)
+    """The configured router (``noc.router``): an inner one (all five ports) on meshes of
+    3x3 and more, the host router (0, 0) on smaller ones."""
+    from hasp.hw.noc import make_router
+    inner = cfg.mesh.rows >= 3 and cfg.mesh.cols >= 3
+    return make_router(cfg, 1 if inner else 0, 1 if inner else 0)
 
 
 def _gsu(cfg):
@@ -195,8 +192,8 @@ def _local_name(block, cfg, family=None):
         from hasp.hw.gen import module_name
         return module_name(block, cfg) + suffix
     if block == "router":
-        return (f"hasp_router_{cfg.mesh.rows}x{cfg.mesh.cols}_f{cfg.noc.flit_width}"
-                f"b{cfg.noc.buffer_depth}")
+        return (f"hasp_router_{cfg.noc.router}_{cfg.mesh.rows}x{cfg.mesh.cols}"
+                f"_f{cfg.noc.flit_width}b{cfg.noc.buffer_depth}")
     return f"hasp_gsu_c{cfg.cores}g{cfg.sync.groups}"
 
 

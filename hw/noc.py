@@ -269,6 +269,18 @@ class Router(wiring.Component):
         return m
 
 
+def make_router(cfg, x, y, *, counter_width=32):
+    """The router at ``(x, y)`` of a mesh of ``cfg``: :class:`Router` or :class:`LaneRouter`
+    by ``cfg.noc.router``; the host port on ``(0, 0)``."""
+    fmt = PacketFormat.from_config(cfg)
+    args = dict(x=x, y=y, rows=fmt.rows, cols=fmt.cols, data_width=fmt.data_width,
+                buffer_depth=cfg.noc.buffer_depth, host=(x, y) == (0, 0),
+                counter_width=counter_width)
+    if cfg.noc.router == "lanes":
+        return LaneRouter(mc_depth=cfg.noc.mc_depth, address_width=fmt.address_width, **args)
+    return Router(**args)
+
+
 class Mesh(wiring.Component):
     """One physical ``rows x cols`` mesh of :class:`Router` s with a host port.
 
@@ -308,14 +320,7 @@ class Mesh(wiring.Component):
         self.kind = cfg.noc.router
         for y in range(fmt.rows):
             for x in range(fmt.cols):
-                args = dict(x=x, y=y, rows=fmt.rows, cols=fmt.cols, data_width=fmt.data_width,
-                            buffer_depth=cfg.noc.buffer_depth, host=(x, y) == (0, 0),
-                            counter_width=counter_width)
-                if self.kind == "lanes":
-                    self.routers[x, y] = LaneRouter(mc_depth=cfg.noc.mc_depth,
-                                                    address_width=fmt.address_width, **args)
-                else:
-                    self.routers[x, y] = Router(**args)
+                self.routers[x, y] = make_router(cfg, x, y, counter_width=counter_width)
         flit = stream.Signature(fmt.flit)
         super().__init__({
             "local_in": In(flit).array(fmt.cores),

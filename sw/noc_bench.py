@@ -245,6 +245,10 @@ def add_arguments(p):
     p.add_argument("--buffer-depth", type=int, default=None,
                    help="noc: input FIFO depth (default: the config's)")
     p.add_argument("--measure", type=int, default=4000, help="noc: measurement window cycles")
+    p.add_argument("--router", default=None, choices=["wormhole", "lanes"],
+                   help="noc: router micro-architecture (default: the config's noc.router)")
+    p.add_argument("--mc-frac", type=float, default=0.0,
+                   help="noc: fraction of multicast packets (needs --router lanes)")
     p.add_argument("--png", default=None, help="noc: latency-throughput plot "
                                                "(default build/noc-<mesh>-<pattern>.png)")
 
@@ -253,7 +257,8 @@ def cmd_bench_noc(cfg, args) -> dict:
     """Run ``hasp bench noc`` from parsed ``args``; returns the report dict."""
     png = args.png or f"build/noc-{args.mesh}-{args.pattern}.png"
     return bench_noc(cfg, args.mesh, args.pattern, pkt_len=args.pkt_len,
-                     buffer_depth=args.buffer_depth, measure=args.measure, png=png)
+                     buffer_depth=args.buffer_depth, measure=args.measure, png=png,
+                     router=args.router, mc_frac=args.mc_frac)
 
 
 if __name__ == "__main__":     # python -m hasp.sw.noc_bench [MESH] [PATTERN]

@@ -262,7 +262,7 @@ def test_noc_config_router_knob():
         NoCConfig(router="vc")
     with pytest.raises(ConfigError, match=r"noc\.mc_depth must be >= 2, not 1"):
         NoCConfig(mc_depth=1)
-    assert preset("fpga").noc.router == "wormhole" and preset("tiny").noc.router == "lanes"
+    assert all(preset(n).noc.router == "wormhole" for n in ("tiny", "fpga", "large"))
     cfg = loads('[noc]\nrouter = "wormhole"\nmc_depth = 16\n')
     assert (cfg.noc.router, cfg.noc.mc_depth) == ("wormhole", 16)
     from hasp.hw.noc import LaneRouter, Mesh

@@ -163,7 +163,7 @@ def _verilator_runs(runs, mesh="4x4", router=None):
 
 def test_traffic_patterns_verilator():
     """Every pattern at a load below and one above saturation, 30% ejection back-pressure;
-    uniform and hotspot also with 30% multicast packets (lane router, the default)."""
+    uniform and hotspot also with 30% multicast packets (lane router)."""
     runs = []
     for j, pattern in enumerate(ALL):
         for rate in (0.04, 0.3):
@@ -175,7 +175,7 @@ def test_traffic_patterns_verilator():
             runs.append(dict(seed=30 + j, rate=rate, pattern=pattern, pkt_len=3 + 2 * j,
                              bp=0.3, hot_x=1, hot_y=2, hot_frac=0.3, mc_frac=0.3, warmup=300,
                              measure=1500, drain_max=50000))
-    cfg, results = _verilator_runs(runs)
+    cfg, results = _verilator_runs(runs, router="lanes")
     assert cfg.noc.router == "lanes"
     total = sum(r["rx_all_total"] for r in results)
     assert total > 10000
@@ -189,7 +189,7 @@ def test_traffic_patterns_verilator():
 def test_zero_load_latency_verilator():
     """Zero load, uniform traffic, lane router: head latency = 2 hops + 3 cycles (two cycles
     per router, one for the ejection buffer), so the slope is 2 cycles per hop."""
-    rep = nb.bench_noc(None, "4x4", "uniform", loads=[0.1], measure=2000)
+    rep = nb.bench_noc(None, "4x4", "uniform", loads=[0.1], measure=2000, router="lanes")
     z = rep["zero_load"]
     assert z["latency_per_hop"] == pytest.approx(2.0, abs=0.03)
     assert z["head_latency"] == pytest.approx(2 * z["hops"] + 3, abs=0.05)

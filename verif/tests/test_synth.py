@@ -137,7 +137,7 @@ def test_parse_yosys_stat_splits_block_and_harness():
 def test_harness_wraps_every_port(tmp_path):
     cfg = preset("tiny")
     vpath, module, ports = S.block_verilog("router", cfg, tmp_path)
-    assert module == "hasp_router_2x2_f64b4" and vpath.exists()
+    assert module == "hasp_router_wormhole_2x2_f64b4" and vpath.exists()
     h = S.harness_verilog(module, ports, tmp_path).read_text()
     assert f"{module} dut (" in h
     for p in ports:

@@ -342,6 +342,9 @@ def make_packet(cfg, ptype, *, dst_x=0, dst_y=0, to_host=False, src_x=0, src_y=0
     _check_int("mc_dy", mc_dy, 0, fmt.rows - 1 - dst_y)
     if (mc_dx or mc_dy) and to_host:
         raise ValueError("a multicast packet cannot go to the host")
+    if (mc_dx or mc_dy) and cfg.noc.router != "lanes":
+        raise ValueError(f"multicast needs noc.router = \"lanes\", this config has "
+                         f"{cfg.noc.router!r}")
     if has_payload(ptype):
         if length is None:
             length = len(payload)

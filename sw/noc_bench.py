@@ -150,6 +150,11 @@ def bench_noc(cfg: ChipConfig | None = None, mesh="4x4", pattern="uniform", *, p
     ``strict``: raise ``AssertionError`` if any run fails a check. Returns a JSON-able dict.
     """
     cfg = bench_config(mesh, cfg, buffer_depth=buffer_depth, router=router)
+    if not 0.0 <= mc_frac <= 1.0:
+        raise ValueError(f"mc_frac must be in [0, 1], not {mc_frac!r}")
+    if mc_frac and cfg.noc.router != "lanes":
+        raise ValueError(f"multicast traffic needs the lanes router (--router lanes), "
+                         f"not {cfg.noc.router!r}")
     rows, cols = cfg.mesh.rows, cfg.mesh.cols
     cores = rows * cols
     bound = channel_bound(rows, cols)

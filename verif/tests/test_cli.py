@@ -32,6 +32,8 @@ def test_gen_is_deterministic_and_lists_ports(tmp_path):
     (["gen", "--preset", "huge", "--out", "x"], "unknown preset 'huge'"),
     (["gen", "--top", "nope", "--out", "x"], "unknown top 'nope'"),
     (["config", "--config", "/nonexistent.toml"], "cannot read config file"),
+    (["bench", "noc", "--mc-frac", "0.3"], "multicast traffic needs the lanes router"),
+    (["bench", "noc", "--router", "lanes", "--mc-frac", "1.5"], "mc_frac must be in [0, 1]"),
 ])
 def test_bad_input_is_one_line_exit_2(args, words):
     r = run_cli(*args)

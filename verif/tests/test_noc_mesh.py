@@ -232,13 +232,17 @@ def test_multicast_with_unicast(name, seed):
 def test_multicast_shapes_and_errors():
     """Non-square mesh, 2-flit lanes; a too-long multicast packet and a rectangle outside the
     mesh are rejected by make_packet; the wormhole router drops nothing it cannot route."""
-    cfg = ChipConfig(mesh=MeshConfig(3, 4), noc=NoCConfig(buffer_depth=2, mc_depth=4))
+    cfg = ChipConfig(mesh=MeshConfig(3, 4),
+                     noc=NoCConfig(buffer_depth=2, mc_depth=4, router="lanes"))
     run_multicast_traffic(cfg, 7, n_packets=15, p_mc=0.6, p_valid=1.0, p_ready=(0.5, 1.0),
                           max_cycles=40_000)
     with pytest.raises(ValueError, match="mc_dx"):
         make_packet(cfg, PacketType.WRITE, dst_x=2, dst_y=0, mc_dx=2, payload=[1])
     with pytest.raises(ValueError, match="host"):
         make_packet(cfg, PacketType.WRITE, to_host=True, mc_dy=1, payload=[1])
+    wormhole = cfg.replace(noc={"router": "wormhole"})
+    with pytest.raises(ValueError, match='multicast needs noc.router = "lanes"'):
+        make_packet(wormhole, PacketType.WRITE, dst_x=0, dst_y=0, mc_dx=1, payload=[1])
 
 
 @pytest.mark.long
@@ -247,7 +251,7 @@ def test_multicast_long():
         run_multicast_traffic(preset(name).replace(noc={"router": "lanes"}), seed,
                               n_packets=150, p_mc=0.3, p_valid=1.0, p_ready=(0.2, 0.6, 1.0),
                               max_cycles=400_000)
-    run_multicast_traffic(ChipConfig(mesh=MeshConfig(4, 4)), 43, n_packets=60, p_mc=0.5,
+    run_multicast_traffic(ChipConfig(mesh=MeshConfig(4, 4), noc=NoCConfig(router="lanes")), 43, n_packets=60, p_mc=0.5,
                           p_valid=1.0, p_ready=(0.5, 1.0), max_cycles=400_000)
 
 

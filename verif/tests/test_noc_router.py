@@ -266,7 +266,8 @@ def test_noc_config_router_knob():
     cfg = loads('[noc]\nrouter = "wormhole"\nmc_depth = 16\n')
     assert (cfg.noc.router, cfg.noc.mc_depth) == ("wormhole", 16)
     from hasp.hw.noc import LaneRouter, Mesh
-    assert all(isinstance(r, LaneRouter) for r in Mesh(preset("tiny")).routers.values())
+    lanes = preset("tiny").replace(noc={"router": "lanes"})
+    assert all(isinstance(r, LaneRouter) for r in Mesh(lanes).routers.values())
     assert not any(isinstance(r, LaneRouter) for r in Mesh(preset("fpga")).routers.values())
 
 

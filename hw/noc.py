@@ -82,6 +82,21 @@ def router_turns(x: int, y: int, rows: int, cols: int, host: bool = False) -> di
     return turns
 
 
+def _check_router_args(x, y, rows, cols, data_width, buffer_depth, counter_width, host):
+    """The constructor arguments every router micro-architecture shares."""
+    _check_int("rows", rows, 1, 64)
+    _check_int("cols", cols, 1, 64)
+    _check_int("x", x, 0, cols - 1)
+    _check_int("y", y, 0, rows - 1)
+    _check_int("data_width", data_width, 1)
+    _check_int("buffer_depth", buffer_depth, 1, 1024)
+    _check_int("counter_width", counter_width, 1, 64)
+    if not isinstance(host, bool):
+        raise TypeError(f"host must be a bool, not {host!r}")
+    if host and (x, y) != (0, 0):
+        raise ValueError(f"the host port sits on router (0, 0), not on ({x}, {y})")
+
+
 class Router(wiring.Component):
     """Five-port wormhole router with XY routing and round-robin output arbitration
     (``noc.router = "wormhole"``, the smallest router).
@@ -132,17 +147,7 @@ class Router(wiring.Component):
 
     def __init__(self, *, x, y, rows, cols, data_width, buffer_depth, host=False,
                  counter_width=32):
-        _check_int("rows", rows, 1, 64)
-        _check_int("cols", cols, 1, 64)
-        _check_int("x", x, 0, cols - 1)
-        _check_int("y", y, 0, rows - 1)
-        _check_int("data_width", data_width, 1)
-        _check_int("buffer_depth", buffer_depth, 1, 1024)
-        _check_int("counter_width", counter_width, 1, 64)
-        if not isinstance(host, bool):
-            raise TypeError(f"host must be a bool, not {host!r}")
-        if host and (x, y) != (0, 0):
-            raise ValueError(f"the host port sits on router (0, 0), not on ({x}, {y})")
+        _check_router_args(x, y, rows, cols, data_width, buffer_depth, counter_width, host)
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.buffer_depth = buffer_depth
         self.host = host
@@ -546,18 +551,8 @@ class LaneRouter(wiring.Component):
 
     def __init__(self, *, x, y, rows, cols, data_width, buffer_depth, host=False,
                  counter_width=32, mc_depth=8, address_width=20):
-        _check_int("rows", rows, 1, 64)
-        _check_int("cols", cols, 1, 64)
-        _check_int("x", x, 0, cols - 1)
-        _check_int("y", y, 0, rows - 1)
-        _check_int("data_width", data_width, 1)
-        _check_int("buffer_depth", buffer_depth, 1, 1024)
+        _check_router_args(x, y, rows, cols, data_width, buffer_depth, counter_width, host)
         _check_int("mc_depth", mc_depth, 2, 1024)
-        _check_int("counter_width", counter_width, 1, 64)
-        if not isinstance(host, bool):
-            raise TypeError(f"host must be a bool, not {host!r}")
-        if host and (x, y) != (0, 0):
-            raise ValueError(f"the host port sits on router (0, 0), not on ({x}, {y})")
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.buffer_depth, self.mc_depth = buffer_depth, mc_depth
         self.host = host

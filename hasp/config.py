@@ -130,7 +130,7 @@ class NoCConfig:
 
     ``router``: ``"lanes"`` (input buffers split by output port, credit flow control, multicast;
     about 2.3x the LUTs, 61 MHz on ECP5) or ``"wormhole"`` (one FIFO per input, smallest and
-    fastest, 122 MHz; no multicast). Both saturate at 0.54-0.61 of the uniform-random channel
+    fastest, 122 MHz; no multicast). Both saturate at 0.49-0.61 of the uniform-random channel
     bound (docs/noc.md), so every preset uses ``"wormhole"``; ``"lanes"`` is for multicast. ``mc_depth``: flits of the multicast lane of each ``lanes`` router input, the
     longest multicast packet.
     """

@@ -218,10 +218,11 @@ def test_traffic_million_packets(router):
 
 
 @pytest.mark.long
-def test_latency_throughput_sweep_4x4(tmp_path):
-    rep = nb.bench_noc(None, "4x4", "uniform", png=tmp_path / "noc.png")
+@pytest.mark.parametrize("router,floor", [("lanes", 0.5), ("wormhole", 0.45)])
+def test_latency_throughput_sweep_4x4(tmp_path, router, floor):
+    rep = nb.bench_noc(None, "4x4", "uniform", png=tmp_path / "noc.png", router=router)
     assert rep["checks"] == "ok"
     assert (tmp_path / "noc.png").stat().st_size > 1000
-    # measured 0.54 of the 4/k bound on the lane router (docs/noc.md; the 0.8 target
-    # is not met): guard against regressions
-    assert rep["ratio_to_bound"] > 0.5
+    # measured 0.54 (lanes) and 0.49 (wormhole) of the 4/k bound (docs/noc.md; the issue's
+    # 0.8 target is not met): guard against regressions
+    assert rep["ratio_to_bound"] > floor

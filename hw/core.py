@@ -298,33 +298,56 @@ class Core(wiring.Component):
         s_group = Signal(_field(Op.SYNC, "group"), name="s_group")
         m.d.comb += self.sync_group.eq(s_group)
 
-        # Tag counters (saturating); the WAIT subtraction is applied in `wait_take` cycles.
+        # Tag counters (saturating). Counter i is kept as two 16-bit LUT-RAM words, arrivals
+        # A[i] (written only by `tag_inc`) and consumption C[i] (written only when a WAIT takes):
+        # its value is (A[i] - C[i]) mod 2**16. One incrementer and one adder serve every
+        # counter instead of a 3-operand adder each (a register file costs ~1100 LUT4 a core on
+        # ECP5, this ~250). Flip-flops `a_ok`/`c_ok` (cleared by reset) say a word was written
+        # since reset; an unwritten word reads as 0, so reset clears every counter at once.
         # WAIT compares the waited-on counter with its count into a register (`w_ge`) and takes
-        # the cycle after: counters only grow while a WAIT waits, so the comparison is still
-        # true then. Each counter adds `w_neg` (= -count, registered by EXEC) when it is the one
-        # taken, so no multiplexer or comparator lies between the take and the counters.
-        counters = [Signal(TAG_COUNTER_BITS, name=f"tag_count{i}") for i in range(self.tags)]
+        # the cycle after: counters only grow while a WAIT waits, so the comparison still holds.
+        tag_a = memory.Memory(shape=TAG_COUNTER_BITS, depth=self.tags, init=[])
+        tag_c = memory.Memory(shape=TAG_COUNTER_BITS, depth=self.tags, init=[])
+        m.submodules.tag_a, m.submodules.tag_c = tag_a, tag_c
+        a_ok = Signal(self.tags, name="tag_a_ok")
+        c_ok = Signal(self.tags, name="tag_c_ok")
+        tb = max(1, (self.tags - 1).bit_length())
+
+        def tag_word(mem, ok, tag):          # counter word `tag` (0 if not written since reset)
+            rp = mem.read_port(domain="comb")
+            m.d.comb += rp.addr.eq(tag[:tb])
+            return Mux(ok.bit_select(tag[:tb], 1), rp.data, 0)
+
         wait_take = Signal(name="wait_take")
-        cmax = (1 << TAG_COUNTER_BITS) - 1
-        w_have = Signal(TAG_COUNTER_BITS, name="w_have")
-        with m.Switch(w_tag):
-            for i, cnt in enumerate(counters):
-                with m.Case(i):
-                    m.d.comb += w_have.eq(cnt)
-        w_ge = Signal(name="w_ge")
-        w_sel = Signal(self.tags, name="w_sel")                         # one-hot w_tag
-        w_neg = Signal(TAG_COUNTER_BITS + 1, name="w_neg")              # -w_count
         w_zero = Signal(name="w_zero")                                  # w_count == 0
+        w_have = Signal(TAG_COUNTER_BITS, name="w_have")
+        w_c = Signal(TAG_COUNTER_BITS, name="w_c")
+        m.d.comb += [w_c.eq(tag_word(tag_c, c_ok, w_tag)),
+                     w_have.eq(tag_word(tag_a, a_ok, w_tag) - w_c)]
+        w_ge = Signal(name="w_ge")
         m.d.sync += w_ge.eq(0)
-        for i, cnt in enumerate(counters):
-            inc = Signal(name=f"tag_inc{i}")
-            dec = Signal(name=f"tag_dec{i}")
-            m.d.comb += [inc.eq(self.tag_inc.valid & (self.tag_inc.tag == i)),
-                         dec.eq(wait_take & w_sel[i])]
-            nxt = Signal(TAG_COUNTER_BITS + 1, name=f"tag_next{i}")
-            m.d.comb += nxt.eq(cnt + Mux(dec, w_neg, 0) + inc)
-            sat = inc & (cnt == cmax) & (~dec | w_zero)
-            m.d.sync += cnt.eq(Mux(sat, cmax, nxt[:TAG_COUNTER_BITS]))
+        tag_cwp = tag_c.write_port()
+        m.d.comb += [tag_cwp.addr.eq(w_tag[:tb]), tag_cwp.data.eq(w_c + w_count),
+                     tag_cwp.en.eq(wait_take)]
+        with m.If(wait_take):
+            m.d.sync += c_ok.bit_select(w_tag[:tb], 1).eq(1)
+
+        i_tag = self.tag_inc.tag
+        i_a = Signal(TAG_COUNTER_BITS + 1, name="inc_a1")               # A[tag] + 1
+        i_c = Signal(TAG_COUNTER_BITS, name="inc_c")
+        m.d.comb += [i_a.eq(tag_word(tag_a, a_ok, i_tag) + 1), i_c.eq(tag_word(tag_c, c_ok, i_tag))]
+        # A counter at its maximum (A + 1 == C) ignores the increment, unless a WAIT takes
+        # a non-zero count from it in the same cycle.
+        i_max = Signal(name="inc_at_max")
+        m.d.comb += i_max.eq((i_a[:TAG_COUNTER_BITS] == i_c)
+                             & ~(wait_take & ~w_zero & (w_tag == i_tag)))
+        tag_awp = tag_a.write_port()
+        inc_ok = Signal(name="tag_inc_ok")
+        m.d.comb += [inc_ok.eq(self.tag_inc.valid & (i_tag < self.tags) & ~i_max),
+                     tag_awp.addr.eq(i_tag[:tb]), tag_awp.data.eq(i_a[:TAG_COUNTER_BITS]),
+                     tag_awp.en.eq(inc_ok)]
+        with m.If(inc_ok):
+            m.d.sync += a_ok.bit_select(i_tag[:tb], 1).eq(1)
         with m.If(self.sync_error & self.running):
             m.d.sync += sync_err_pending.eq(1)
 
@@ -561,8 +584,7 @@ class Core(wiring.Component):
                                 fail(CoreError.BAD_TAG)
                             with m.Else():
                                 m.d.sync += [w_tag.eq(v.tag), w_count.eq(v.count),
-                                             w_sel.eq(1 << v.tag[:max(1, (self.tags - 1).bit_length())]),
-                                             w_neg.eq(-v.count), w_zero.eq(v.count == 0)]
+                                             w_zero.eq(v.count == 0)]
                                 m.next = "WAIT"
                         with m.Case(Op.SYNC):
                             v = view(Op.SYNC)

@@ -390,6 +390,47 @@ def test_wait_takes_while_counting():
     simulate(tb)
 
 
+def test_tag_counters_saturate_and_reset_clears():
+    """A counter stops at 2**16 - 1 (65537 increments: a WAIT of 65535 then leaves 0, not 2),
+    increments count while the core is idle, and reset clears every counter."""
+    from amaranth.hdl import ResetInserter, Signal
+    from hasp.hw.core import TAG_COUNTER_BITS
+    cmax = (1 << TAG_COUNTER_BITS) - 1
+    rst, core = Signal(), Core(CFG)
+
+    async def tb(ctx, dut):
+        await load(ctx, dut, f"WAIT tag=1 count={cmax}\nWAIT tag=1 count=1\nHALT")
+        ctx.set(dut.tag_inc.tag, 1)
+        ctx.set(dut.tag_inc.valid, 1)
+        await ctx.tick().repeat(cmax + 2)
+        ctx.set(dut.tag_inc.valid, 0)
+        await start(ctx, dut)
+        await ctx.tick().repeat(30)
+        assert ctx.get(dut.running) and ctx.get(dut.pc) == 1
+        await pulse(ctx, (dut.tag_inc.valid, 1), (dut.tag_inc.tag, 1))
+        await ctx.tick().repeat(6)
+        assert ctx.get(dut.halted) and ctx.get(dut.pc) == 2
+        # Three on tag 7, one on tag 0, then reset: nothing is left to take.
+        for t in (7, 7, 0, 7):
+            await pulse(ctx, (dut.tag_inc.valid, 1), (dut.tag_inc.tag, t))
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        for tag in (7, 0):
+            prog = f"WAIT tag={tag} count=1\nHALT"
+            await load(ctx, dut, prog)
+            await start(ctx, dut)
+            await ctx.tick().repeat(20)
+            assert ctx.get(dut.running) and ctx.get(dut.pc) == 0, prog
+            await pulse(ctx, (dut.tag_inc.valid, 1), (dut.tag_inc.tag, tag))
+            await ctx.tick().repeat(6)
+            assert ctx.get(dut.halted) and ctx.get(dut.pc) == 1, prog
+
+    async def bench(ctx):
+        await tb(ctx, core)
+    run_sim(ResetInserter(rst)(core), bench)
+
+
 def test_sync_handshake_and_error():
     async def tb(ctx, dut):
         await load(ctx, dut, "NOP\nSYNC group=2\nHALT")

@@ -355,12 +355,16 @@ class Core(wiring.Component):
 
         # ---- REQUANT path: acc + bias reads -> `rq_in` register -> vector unit -> scratchpad --
         # One row at a time between the reads and the vector unit (no FIFO: LUT-RAM is what
-        # the fpga chip runs out of). The read takes 2 cycles into `rq_in`, the vector unit
-        # needs at least C cycles per row, so for C >= 3 it never waits.
+        # the fpga chip runs out of). The bias read takes 3 cycles into `rq_in` (the
+        # scratchpad's read latency is 2), the accumulator row is read one cycle after the
+        # issue so both arrive together; the vector unit needs at least C cycles per row, so
+        # for C >= 4 it never waits.
         rq_layout = data.StructLayout({"acc": row_layout, "bias": signed(aw_acc),
                                        "tag": spm.addr_width})
         rq_mode = Signal(name="rq_mode")
         rq_inflight = Signal(name="rq_inflight")
+        rq_inflight2 = Signal(name="rq_inflight2")
+        rq_src = Signal.like(r_src, name="rq_src")      # the issued row's accumulator address
         rq_tag = Signal(spm.addr_width, name="rq_tag")
         rq_want = Signal(name="rq_want")
         rq_fire = Signal(name="rq_fire")
@@ -370,23 +374,24 @@ class Core(wiring.Component):
         m.d.comb += rq_take.eq(rq_valid & vec.inp.ready)
         m.d.sync += rq_used.eq(rq_used + rq_fire - rq_take)
         m.d.comb += [
-            rq_want.eq(rq_mode & (r_issued != r_rows) & ~rq_used),
+            rq_want.eq(rq_mode & (r_issued != r_rows) & (~rq_used | rq_take)),
             bias_rd.en.eq(rq_want & r_use_bias),
             bias_rd.addr.eq(r_bias),
             rq_fire.eq(rq_want & (~r_use_bias | bias_rd.ready)),
         ]
         # r_src, r_dst and r_bias are pointers to the next row (incremented per row issued).
-        m.d.sync += [rq_inflight.eq(rq_fire), rq_tag.eq(r_dst)]
+        m.d.sync += [rq_inflight.eq(rq_fire), rq_inflight2.eq(rq_inflight)]
         with m.If(rq_fire):
             m.d.sync += [r_issued.eq(r_issued + 1), r_src.eq(r_src + 1), r_dst.eq(r_dst + 1),
-                         r_bias.eq(r_bias + 1)]
-        # The accumulator read port: GEMM's RMW address, else REQUANT's row.
-        m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, r_src))
+                         r_bias.eq(r_bias + 1), rq_src.eq(r_src), rq_tag.eq(r_dst)]
+        # The accumulator read port: GEMM's RMW address, else the issued REQUANT row (read in
+        # the cycle after the issue, so its data meets the bias word in `rq_inflight2`).
+        m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, rq_src))
         # The accumulator row and the bias word are registered in `rq_in` (the block RAM's
         # clock-to-out ends at a flip-flop) and offered to the vector unit from there.
         rq_in = Signal(rq_layout, name="rq_in")
         bias_w = min(ww, aw_acc)
-        with m.If(rq_inflight):
+        with m.If(rq_inflight2):
             m.d.sync += [
                 rq_valid.eq(1),
                 rq_in.acc.eq(acc_rdata),

@@ -131,7 +131,8 @@ class NetworkInterface(wiring.Component):
         rd_imem = Signal(name="eg_rd_imem")        # the job reads instruction memory
         rd_left = Signal(range(257), name="eg_rd_left")
         out_left = Signal(range(257), name="eg_out_left")
-        inflight = Signal(name="eg_inflight")
+        inflight = Signal(name="eg_inflight")      # a granted read, data next cycle (imem)
+        inflight2 = Signal(name="eg_inflight2")    # ... its data in this cycle (scratchpad)
         word_w = max(self.cfg.word_width, isa.INSN_BITS)
         m.submodules.eg_fifo = q = fifo.SyncFIFO(width=word_w, depth=self.FIFO_DEPTH)
 
@@ -153,18 +154,23 @@ class NetworkInterface(wiring.Component):
         ]
 
         # Memory reads run ahead of the flits, credit-limited by the FIFO. Scratchpad reads
-        # wait for a grant; instruction-memory reads have a port of their own.
+        # wait for a grant; instruction-memory reads have a port of their own. The scratchpad
+        # returns data two cycles after the grant (its read latency), the instruction memory
+        # one: its word is registered once more (`imem_q`) so both reach the FIFO in the same
+        # cycle, `inflight2`.
         want = Signal(name="eg_want")
-        m.d.comb += [want.eq((rd_left != 0) & ((q.level + inflight) < self.FIFO_DEPTH)),
+        m.d.comb += [want.eq((rd_left != 0)
+                             & ((q.level + inflight + inflight2) < self.FIFO_DEPTH)),
                      self.spm_rd.addr.eq(rd_addr), self.spm_rd.en.eq(want & ~rd_imem),
                      self.imem_rd.addr.eq(rd_addr), self.imem_rd.en.eq(want & rd_imem)]
         got = Signal(name="eg_got")
         m.d.comb += got.eq(want & (rd_imem | self.spm_rd.ready))
-        m.d.sync += inflight.eq(got)
+        imem_q = Signal.like(self.imem_rd.data, name="eg_imem_q")
+        m.d.sync += [inflight.eq(got), inflight2.eq(inflight), imem_q.eq(self.imem_rd.data)]
         with m.If(got):
             m.d.sync += [rd_addr.eq(rd_addr + 1), rd_left.eq(rd_left - 1)]
-        m.d.comb += [q.w_data.eq(Mux(rd_imem, self.imem_rd.data, self.spm_rd.data)),
-                     q.w_en.eq(inflight)]
+        m.d.comb += [q.w_data.eq(Mux(rd_imem, imem_q, self.spm_rd.data)),
+                     q.w_en.eq(inflight2)]
 
         me_x, me_y = self.x, self.y
         with m.FSM(name="egress"):

@@ -60,8 +60,9 @@ async def read_spm(ctx, dut, addrs):
         ctx.set(dut.spm_rd.addr, a)
         ctx.set(dut.spm_rd.en, 1)
         await ctx.tick().until(dut.spm_rd.ready)
+        ctx.set(dut.spm_rd.en, 0)
+        await ctx.tick()                     # read latency 2: data two cycles after the grant
         out.append(ctx.get(dut.spm_rd.data))
-    ctx.set(dut.spm_rd.en, 0)
     return out
 
 

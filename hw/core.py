@@ -112,14 +112,16 @@ class Core(wiring.Component):
     instruction-memory read) + 1 execute cycle, plus:
     NOP, HALT: nothing (2 cycles). SETQ, LOOP (taken or not): 1 check cycle (3 cycles).
     DELAY n: n (2 + n).
-    GEMM: about ``mt*nt*max(k, R) + 13`` (a check cycle, the read-data and accumulator
-    registers; 1x1 tile k=16: 31 in all; 2x2 tiles k=16: 79), the same for ``acc=0`` and
+    GEMM: about ``mt*nt*max(k, R) + 14`` (a check cycle, the scratchpad's 2-cycle read, the
+    PE array's output register and the accumulator registers; 1x1 tile k=16: 32 in all; 2x2
+    tiles k=16: 80; a tile takes ``R + C + 4`` cycles when ``k`` is smaller), the same for ``acc=0`` and
     ``acc=1`` (the accumulator read-modify-write is pipelined, one row a cycle, no stall:
     consecutive rows of one GEMM never hit the same accumulator row).
-    REQUANT: ``rows * P + 14`` where ``P`` is the vector unit's passes per row: C lanes x 1
-    multiplier pass when ``acc + bias`` fits in 18 bits signed, x 2 otherwise (32-bit
-    accumulators): 4 to 8 on the tiny preset (rows=1: 20 in all, rows=16: 80 with small
-    values); one time-multiplexed multiplier per core. Bias reads lose cycles only when the
+    REQUANT: ``rows * max(P, 4) + 15`` where ``P`` is the vector unit's passes per row: C lanes
+    x 1 multiplier pass when ``acc + bias`` fits in 18 bits signed, x 2 otherwise (32-bit
+    accumulators): 4 to 8 on the tiny preset (rows=1: 21 in all, rows=16: 81 with small
+    values); one time-multiplexed multiplier per core; 4 is the row issue (one row between the
+    reads and the vector unit, 3 cycles of bias read into `rq_in`, then the take). Bias reads lose cycles only when the
     bias bank is taken by a higher-priority port.
     SEND: 1 check cycle, then until ``send.ready`` and ``send_done`` (done in the transfer
     cycle is accepted).
@@ -357,8 +359,10 @@ class Core(wiring.Component):
         # One row at a time between the reads and the vector unit (no FIFO: LUT-RAM is what
         # the fpga chip runs out of). The bias read takes 3 cycles into `rq_in` (the
         # scratchpad's read latency is 2), the accumulator row is read one cycle after the
-        # issue so both arrive together; the vector unit needs at least C cycles per row, so
-        # for C >= 4 it never waits.
+        # issue so both arrive together; a row is issued every 4 cycles (the issue waits for
+        # the take: not in the take cycle, which would put the vector unit's data-dependent
+        # `inp.ready` in front of the scratchpad arbitration, 49.5 MHz); the vector unit
+        # needs at least C cycles per row, so for C >= 4 it never waits.
         rq_layout = data.StructLayout({"acc": row_layout, "bias": signed(aw_acc),
                                        "tag": spm.addr_width})
         rq_mode = Signal(name="rq_mode")
@@ -374,7 +378,7 @@ class Core(wiring.Component):
         m.d.comb += rq_take.eq(rq_valid & vec.inp.ready)
         m.d.sync += rq_used.eq(rq_used + rq_fire - rq_take)
         m.d.comb += [
-            rq_want.eq(rq_mode & (r_issued != r_rows) & (~rq_used | rq_take)),
+            rq_want.eq(rq_mode & (r_issued != r_rows) & ~rq_used),
             bias_rd.en.eq(rq_want & r_use_bias),
             bias_rd.addr.eq(r_bias),
             rq_fire.eq(rq_want & (~r_use_bias | bias_rd.ready)),

@@ -112,9 +112,9 @@ class Core(wiring.Component):
     instruction-memory read) + 1 execute cycle, plus:
     NOP, HALT: nothing (2 cycles). SETQ, LOOP (taken or not): 1 check cycle (3 cycles).
     DELAY n: n (2 + n).
-    GEMM: about ``mt*nt*max(k, R) + 14`` (a check cycle, the scratchpad's 2-cycle read, the
-    PE array's output register and the accumulator registers; 1x1 tile k=16: 32 in all; 2x2
-    tiles k=16: 80; a tile takes ``R + C + 4`` cycles when ``k`` is smaller), the same for ``acc=0`` and
+    GEMM: about ``mt*nt*max(k, R) + 13`` (a check cycle, the scratchpad's 2-cycle read and
+    the accumulator registers; 1x1 tile k=16: 31 in all; 2x2 tiles k=16: 79; a tile takes
+    ``R + C + 4`` cycles when ``k`` is smaller), the same for ``acc=0`` and
     ``acc=1`` (the accumulator read-modify-write is pipelined, one row a cycle, no stall:
     consecutive rows of one GEMM never hit the same accumulator row).
     REQUANT: ``rows * max(P, 4) + 15`` where ``P`` is the vector unit's passes per row: C lanes

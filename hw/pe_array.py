@@ -188,7 +188,7 @@ class PEArray(wiring.Component):
     with the array size but the latency. Pipeline::
 
         inp -> [stage 1] -> [injection] -> [skew: i (or j) registers] -> PE chain (4 stages
-        in each PE, 1 cycle per hop) -> result buffer -> row multiplexer -> output register
+        in each PE, 1 cycle per hop) -> result buffer -> out
 
     Stage 1 is the only stage that can hold a beat: everything behind it advances every cycle
     (an empty cycle travels as zero operands). A beat with ``last`` leaves stage 1 only when
@@ -218,7 +218,7 @@ class PEArray(wiring.Component):
         for the previous tile's result rows to drain.
     out : Out(stream.Signature(pe_output_layout))
         Result rows, ``rows`` transfers per tile in row order. The first row is valid
-        :attr:`latency` ``= cols + 6`` cycles after the ``last`` beat is accepted, if the
+        :attr:`latency` ``= cols + 5`` cycles after the ``last`` beat is accepted, if the
         previous tile has drained.
     macs : Out(48)
         MACs performed since reset or ``clear_counters`` (``rows * cols`` per beat, counted
@@ -236,7 +236,7 @@ class PEArray(wiring.Component):
         self.rows, self.cols = rows, cols
         self.data_width, self.acc_width = data_width, acc_width
         #: cycles from accepting a ``last`` beat to its first result row (empty buffer)
-        self.latency = cols + 6
+        self.latency = cols + 5
         super().__init__({
             "inp": In(stream.Signature(pe_input_layout(rows, cols, data_width))),
             "out": Out(stream.Signature(pe_output_layout(rows, cols, acc_width))),
@@ -333,29 +333,15 @@ class PEArray(wiring.Component):
                 for i in range(R):
                     with m.Case(i ^ (j % (1 << w))):
                         m.d.comb += row_mux[j].eq(pes[i][j].res)
-        # The output register: the multiplexed row ends at a flip-flop inside the array (next
-        # to the multiplexer) and `out` comes from registers. It loads whenever it is empty or
-        # being read, so rows still leave one per cycle.
-        o_valid = Signal(name="o_valid")
-        o_row = Signal(data.ArrayLayout(signed(aw), C), name="o_row", reset_less=True)
-        o_index = Signal(range(R), name="o_index", reset_less=True)
-        o_last = Signal(name="o_last", reset_less=True)
-        o_load = Signal(name="o_load")
-        pop = Signal(name="pop")
         m.d.comb += [
-            o_load.eq(~o_valid | self.out.ready),
-            pop.eq(o_load & (res_row < avail)),
-            self.out.valid.eq(o_valid),
-            self.out.payload.row.eq(o_row),
-            self.out.payload.index.eq(o_index),
-            self.out.payload.last.eq(o_last),
+            self.out.valid.eq(res_row < avail),
+            self.out.payload.row.eq(row_mux),
+            self.out.payload.index.eq(res_row),
+            self.out.payload.last.eq(res_row == R - 1),
         ]
-        with m.If(o_load):
-            m.d.sync += [o_valid.eq(res_row < avail), o_row.eq(row_mux), o_index.eq(res_row),
-                         o_last.eq(res_row == R - 1)]
         with m.If((avail != 0) & (avail != R)):
             m.d.sync += avail.eq(avail + 1)
-        with m.If(pop):
+        with m.If(self.out.valid & self.out.ready):
             with m.If(res_row == R - 1):
                 set_row(0)
                 m.d.sync += [res_full.eq(0), avail.eq(0)]

@@ -365,7 +365,7 @@ class Core(wiring.Component):
         # needs at least C cycles per row, so for C >= 4 it never waits.
         rq_layout = data.StructLayout({"acc": row_layout, "bias": signed(aw_acc),
                                        "tag": spm.addr_width})
-        rq_mode = Signal(name="rq_mode")
+        rq_mode = Signal(name="rq_mode")   # a register: set entering REQUANT, cleared leaving
         rq_inflight = Signal(name="rq_inflight")
         rq_inflight2 = Signal(name="rq_inflight2")
         rq_src = Signal.like(r_src, name="rq_src")      # the issued row's accumulator address
@@ -645,7 +645,7 @@ class Core(wiring.Component):
                 with m.Else():
                     m.d.sync += [r_src.eq(rv.src), r_dst.eq(rv.dst), r_bias.eq(rv.bias),
                                  r_use_bias.eq(rv.use_bias), r_rows.eq(rv.rows),
-                                 r_issued.eq(0), r_written.eq(0)]
+                                 r_issued.eq(0), r_written.eq(0), rq_mode.eq(1)]
                     m.next = "REQUANT"
 
             with m.State("SEND_CHECK"):      # the range checks of EXEC are registered
@@ -668,8 +668,12 @@ class Core(wiring.Component):
                     done()
 
             with m.State("REQUANT"):
-                m.d.comb += [self.running.eq(1), rq_mode.eq(1)]
+                # `rq_mode` (the row issue's enable) is a flip-flop, not decoded from the
+                # sequencer state: core-r3's critical path ran from the state register
+                # through the issue into the scratchpad arbitration (80.5 MHz).
+                m.d.comb += self.running.eq(1)
                 with m.If(r_written == r_rows):
+                    m.d.sync += rq_mode.eq(0)
                     done()
 
             with m.State("SEND"):

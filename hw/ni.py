@@ -79,21 +79,24 @@ class NetworkInterface(wiring.Component):
         head = Signal(hdr_l, name="in_hdr")
         m.d.comb += head.eq(inp.payload.data[:hdr_l.size])
         cur = Signal(hdr_l, name="in_cur")        # header of the packet being received
-        idx = Signal(range(257), name="in_idx")
+        # The write address is a pointer register (header address, + 1 per body word), so no
+        # adder lies between the flip-flops and the core's scratchpad bank arbitration, whose
+        # `ready` returns to the router as `req_in.ready`.
+        wptr = Signal(max(len(self.spm_wr.addr), len(self.imem_wr.addr)), name="in_wptr")
         rd_pending = Signal(name="rd_pending")
         rd_hdr = Signal(hdr_l, name="rd_hdr")
         rd_taken = Signal(name="rd_taken")         # egress starts the response this cycle
         word = inp.payload.data[:self.cfg.word_width]
         m.d.comb += [
-            self.spm_wr.addr.eq(cur.address + idx), self.spm_wr.data.eq(word),
-            self.imem_wr.addr.eq(cur.address + idx), self.imem_wr.data.eq(inp.payload.data),
+            self.spm_wr.addr.eq(wptr), self.spm_wr.data.eq(word),
+            self.imem_wr.addr.eq(wptr), self.imem_wr.data.eq(inp.payload.data),
         ]
         with m.FSM(name="ingress"):
             with m.State("HEAD"):
                 is_read = (head.type == PacketType.READ_REQ) | (head.type == PacketType.IMEM_READ)
                 m.d.comb += inp.ready.eq(~(rd_pending & is_read))
                 with m.If(inp.valid & inp.ready):
-                    m.d.sync += [cur.eq(head), idx.eq(0)]
+                    m.d.sync += [cur.eq(head), wptr.eq(head.address)]
                     with m.Switch(head.type):
                         with m.Case(PacketType.READ_REQ, PacketType.IMEM_READ):
                             m.d.sync += [rd_pending.eq(1), rd_hdr.eq(head)]
@@ -110,7 +113,7 @@ class NetworkInterface(wiring.Component):
                 with m.Else():
                     m.d.comb += [self.imem_wr.en.eq(inp.valid), inp.ready.eq(1)]
                 with m.If(inp.valid & inp.ready):
-                    m.d.sync += idx.eq(idx + 1)
+                    m.d.sync += wptr.eq(wptr + 1)
                     with m.If(inp.payload.last):
                         m.next = "HEAD"
                         with m.If((cur.type == PacketType.WRITE) & ~cur.src_host):

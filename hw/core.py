@@ -371,6 +371,10 @@ class Core(wiring.Component):
         rq_src = Signal.like(r_src, name="rq_src")      # the issued row's accumulator address
         rq_tag = Signal(spm.addr_width, name="rq_tag")
         rq_want = Signal(name="rq_want")
+        # `r_issued != r_rows` as a flip-flop (core-r4, 84.9 MHz: the compare was in front of
+        # the bias read request and the scratchpad arbitration): set by REQUANT_CHECK, updated
+        # with each issued row.
+        rq_more = Signal(name="rq_more")
         rq_fire = Signal(name="rq_fire")
         rq_valid = Signal(name="rq_valid")             # `rq_in` holds a row
         rq_used = Signal(name="rq_used")               # a row read and not yet in the vector unit
@@ -378,7 +382,7 @@ class Core(wiring.Component):
         m.d.comb += rq_take.eq(rq_valid & vec.inp.ready)
         m.d.sync += rq_used.eq(rq_used + rq_fire - rq_take)
         m.d.comb += [
-            rq_want.eq(rq_mode & (r_issued != r_rows) & ~rq_used),
+            rq_want.eq(rq_mode & rq_more & ~rq_used),
             bias_rd.en.eq(rq_want & r_use_bias),
             bias_rd.addr.eq(r_bias),
             rq_fire.eq(rq_want & (~r_use_bias | bias_rd.ready)),
@@ -387,7 +391,8 @@ class Core(wiring.Component):
         m.d.sync += [rq_inflight.eq(rq_fire), rq_inflight2.eq(rq_inflight)]
         with m.If(rq_fire):
             m.d.sync += [r_issued.eq(r_issued + 1), r_src.eq(r_src + 1), r_dst.eq(r_dst + 1),
-                         r_bias.eq(r_bias + 1), rq_src.eq(r_src), rq_tag.eq(r_dst)]
+                         r_bias.eq(r_bias + 1), rq_src.eq(r_src), rq_tag.eq(r_dst),
+                         rq_more.eq((r_issued + 1)[:len(r_issued)] != r_rows)]
         # The accumulator read port: GEMM's RMW address, else the issued REQUANT row (read in
         # the cycle after the issue, so its data meets the bias word in `rq_inflight2`).
         m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, rq_src))
@@ -645,7 +650,8 @@ class Core(wiring.Component):
                 with m.Else():
                     m.d.sync += [r_src.eq(rv.src), r_dst.eq(rv.dst), r_bias.eq(rv.bias),
                                  r_use_bias.eq(rv.use_bias), r_rows.eq(rv.rows),
-                                 r_issued.eq(0), r_written.eq(0), rq_mode.eq(1)]
+                                 r_issued.eq(0), r_written.eq(0), rq_mode.eq(1),
+                                 rq_more.eq(rv.rows != 0)]
                     m.next = "REQUANT"
 
             with m.State("SEND_CHECK"):      # the range checks of EXEC are registered

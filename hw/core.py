@@ -112,14 +112,16 @@ class Core(wiring.Component):
     instruction-memory read) + 1 execute cycle, plus:
     NOP, HALT: nothing (2 cycles). SETQ, LOOP (taken or not): 1 check cycle (3 cycles).
     DELAY n: n (2 + n).
-    GEMM: about ``mt*nt*max(k, R) + 13`` (a check cycle, the read-data and accumulator
-    registers; 1x1 tile k=16: 31 in all; 2x2 tiles k=16: 79), the same for ``acc=0`` and
+    GEMM: about ``mt*nt*max(k, R) + 13`` (a check cycle, the scratchpad's 2-cycle read and
+    the accumulator registers; 1x1 tile k=16: 31 in all; 2x2 tiles k=16: 79; a tile takes
+    ``R + C + 4`` cycles when ``k`` is smaller), the same for ``acc=0`` and
     ``acc=1`` (the accumulator read-modify-write is pipelined, one row a cycle, no stall:
     consecutive rows of one GEMM never hit the same accumulator row).
-    REQUANT: ``rows * P + 14`` where ``P`` is the vector unit's passes per row: C lanes x 1
-    multiplier pass when ``acc + bias`` fits in 18 bits signed, x 2 otherwise (32-bit
-    accumulators): 4 to 8 on the tiny preset (rows=1: 20 in all, rows=16: 80 with small
-    values); one time-multiplexed multiplier per core. Bias reads lose cycles only when the
+    REQUANT: ``rows * max(P, 4) + 15`` where ``P`` is the vector unit's passes per row: C lanes
+    x 1 multiplier pass when ``acc + bias`` fits in 18 bits signed, x 2 otherwise (32-bit
+    accumulators): 4 to 8 on the tiny preset (rows=1: 21 in all, rows=16: 81 with small
+    values); one time-multiplexed multiplier per core; 4 is the row issue (one row between the
+    reads and the vector unit, 3 cycles of bias read into `rq_in`, then the take). Bias reads lose cycles only when the
     bias bank is taken by a higher-priority port.
     SEND: 1 check cycle, then until ``send.ready`` and ``send_done`` (done in the transfer
     cycle is accepted).
@@ -378,14 +380,24 @@ class Core(wiring.Component):
 
         # ---- REQUANT path: acc + bias reads -> `rq_in` register -> vector unit -> scratchpad --
         # One row at a time between the reads and the vector unit (no FIFO: LUT-RAM is what
-        # the fpga chip runs out of). The read takes 2 cycles into `rq_in`, the vector unit
-        # needs at least C cycles per row, so for C >= 3 it never waits.
+        # the fpga chip runs out of). The bias read takes 3 cycles into `rq_in` (the
+        # scratchpad's read latency is 2), the accumulator row is read one cycle after the
+        # issue so both arrive together; a row is issued every 4 cycles (the issue waits for
+        # the take: not in the take cycle, which would put the vector unit's data-dependent
+        # `inp.ready` in front of the scratchpad arbitration, 49.5 MHz); the vector unit
+        # needs at least C cycles per row, so for C >= 4 it never waits.
         rq_layout = data.StructLayout({"acc": row_layout, "bias": signed(aw_acc),
                                        "tag": spm.addr_width})
-        rq_mode = Signal(name="rq_mode")
+        rq_mode = Signal(name="rq_mode")   # a register: set entering REQUANT, cleared leaving
         rq_inflight = Signal(name="rq_inflight")
+        rq_inflight2 = Signal(name="rq_inflight2")
+        rq_src = Signal.like(r_src, name="rq_src")      # the issued row's accumulator address
         rq_tag = Signal(spm.addr_width, name="rq_tag")
         rq_want = Signal(name="rq_want")
+        # `r_issued != r_rows` as a flip-flop (core-r4, 84.9 MHz: the compare was in front of
+        # the bias read request and the scratchpad arbitration): set by REQUANT_CHECK, updated
+        # with each issued row.
+        rq_more = Signal(name="rq_more")
         rq_fire = Signal(name="rq_fire")
         rq_valid = Signal(name="rq_valid")             # `rq_in` holds a row
         rq_used = Signal(name="rq_used")               # a row read and not yet in the vector unit
@@ -393,23 +405,25 @@ class Core(wiring.Component):
         m.d.comb += rq_take.eq(rq_valid & vec.inp.ready)
         m.d.sync += rq_used.eq(rq_used + rq_fire - rq_take)
         m.d.comb += [
-            rq_want.eq(rq_mode & (r_issued != r_rows) & ~rq_used),
+            rq_want.eq(rq_mode & rq_more & ~rq_used),
             bias_rd.en.eq(rq_want & r_use_bias),
             bias_rd.addr.eq(r_bias),
             rq_fire.eq(rq_want & (~r_use_bias | bias_rd.ready)),
         ]
         # r_src, r_dst and r_bias are pointers to the next row (incremented per row issued).
-        m.d.sync += [rq_inflight.eq(rq_fire), rq_tag.eq(r_dst)]
+        m.d.sync += [rq_inflight.eq(rq_fire), rq_inflight2.eq(rq_inflight)]
         with m.If(rq_fire):
             m.d.sync += [r_issued.eq(r_issued + 1), r_src.eq(r_src + 1), r_dst.eq(r_dst + 1),
-                         r_bias.eq(r_bias + 1)]
-        # The accumulator read port: GEMM's RMW address, else REQUANT's row.
-        m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, r_src))
+                         r_bias.eq(r_bias + 1), rq_src.eq(r_src), rq_tag.eq(r_dst),
+                         rq_more.eq((r_issued + 1)[:len(r_issued)] != r_rows)]
+        # The accumulator read port: GEMM's RMW address, else the issued REQUANT row (read in
+        # the cycle after the issue, so its data meets the bias word in `rq_inflight2`).
+        m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, rq_src))
         # The accumulator row and the bias word are registered in `rq_in` (the block RAM's
         # clock-to-out ends at a flip-flop) and offered to the vector unit from there.
         rq_in = Signal(rq_layout, name="rq_in")
         bias_w = min(ww, aw_acc)
-        with m.If(rq_inflight):
+        with m.If(rq_inflight2):
             m.d.sync += [
                 rq_valid.eq(1),
                 rq_in.acc.eq(acc_rdata),
@@ -658,7 +672,8 @@ class Core(wiring.Component):
                 with m.Else():
                     m.d.sync += [r_src.eq(rv.src), r_dst.eq(rv.dst), r_bias.eq(rv.bias),
                                  r_use_bias.eq(rv.use_bias), r_rows.eq(rv.rows),
-                                 r_issued.eq(0), r_written.eq(0)]
+                                 r_issued.eq(0), r_written.eq(0), rq_mode.eq(1),
+                                 rq_more.eq(rv.rows != 0)]
                     m.next = "REQUANT"
 
             with m.State("SEND_CHECK"):      # the range checks of EXEC are registered
@@ -681,8 +696,12 @@ class Core(wiring.Component):
                     done()
 
             with m.State("REQUANT"):
-                m.d.comb += [self.running.eq(1), rq_mode.eq(1)]
+                # `rq_mode` (the row issue's enable) is a flip-flop, not decoded from the
+                # sequencer state: core-r3's critical path ran from the state register
+                # through the issue into the scratchpad arbitration (80.5 MHz).
+                m.d.comb += self.running.eq(1)
                 with m.If(r_written == r_rows):
+                    m.d.sync += rq_mode.eq(0)
                     done()
 
             with m.State("SEND"):

@@ -83,8 +83,6 @@ class GemmEngine(wiring.Component):
         # when a tile's last read pair fires, one is taken per output row): `busy` without
         # multiplying m_tiles * n_tiles at the start.
         rows_left = Signal(16, name="rows_left")    # bounded by the tiles in flight
-        inflight = Signal(name="inflight")
-        in_first, in_last = Signal(name="in_first"), Signal(name="in_last")
 
         # k - 1 and n_tiles - 1 are computed from the command input and registered for the
         # reloads, so `start` only selects (no subtraction behind it).
@@ -113,7 +111,6 @@ class GemmEngine(wiring.Component):
         # When A and B sit in the same bank, the scratchpad grants A first: its word is kept in
         # `a_hold` and B is read on a later cycle (half rate, never a deadlock).
         room = Signal(name="room")
-        inflight2 = Signal(name="inflight2")    # a beat in the read-data register
         used = Signal(range(self.FIFO_DEPTH + 1), name="used")
         m.d.comb += room.eq(used < self.FIFO_DEPTH)
         want = Signal(name="want")
@@ -128,11 +125,21 @@ class GemmEngine(wiring.Component):
         fire = Signal(name="fire")
         m.d.comb += fire.eq(want & got_a & self.rd_b.ready)
         m.d.sync += used.eq(used + fire - (q.r_rdy & q.r_en))
-        cap_a = Signal(name="cap_a")            # A-only grant last cycle: capture its word
-        use_hold = Signal(name="use_hold")      # the beat in flight takes A from a_hold
+        # The scratchpad's read data arrives two cycles after the grant (its read latency):
+        # every per-beat flag is delayed through two registers to meet its words.
+        a_only = Signal(name="a_only")          # an A-only grant (B not granted with it)
+        m.d.comb += a_only.eq(want & ~a_done & self.rd_a.ready & ~fire)
+        inflight, inflight2 = Signal(name="inflight"), Signal(name="inflight2")
+        cap_a1, cap_a = Signal(name="cap_a1"), Signal(name="cap_a")   # capture A into a_hold
+        hold1, use_hold = Signal(name="hold1"), Signal(name="use_hold")  # beat takes a_hold
+        first1, last1 = Signal(name="first1"), Signal(name="last1")
+        first2, last2 = Signal(name="first2"), Signal(name="last2")
+        m.d.sync += [inflight.eq(fire), inflight2.eq(inflight),
+                     cap_a1.eq(a_only), cap_a.eq(cap_a1),
+                     hold1.eq(fire & a_done), use_hold.eq(hold1),
+                     first1.eq(first), last1.eq(kleft == 0),
+                     first2.eq(first1), last2.eq(last1)]
         a_hold = Signal(self.word_width, name="a_hold")
-        m.d.sync += [inflight.eq(fire), cap_a.eq(want & ~a_done & self.rd_a.ready & ~fire),
-                     use_hold.eq(fire & a_done)]
         with m.If(cap_a):
             m.d.sync += a_hold.eq(self.rd_a.data)
         with m.If(fire):
@@ -143,7 +150,6 @@ class GemmEngine(wiring.Component):
         next_b = Signal.like(b_tile, name="next_b")
         m.d.comb += [next_a.eq(a_tile + cmd.k), next_b.eq(b_tile + cmd.k)]
         with m.If(fire):
-            m.d.sync += [in_first.eq(first), in_last.eq(kleft == 0)]
             with m.If(kleft == 0):
                 m.d.sync += [kleft.eq(k_m1), first.eq(1)]
                 with m.If(njleft == 0):
@@ -160,17 +166,15 @@ class GemmEngine(wiring.Component):
                 m.d.sync += [kleft.eq(kleft - 1), first.eq(0),
                              a_ptr.eq(a_ptr + 1), b_ptr.eq(b_ptr + 1)]
 
-        # Read data arrives the cycle after the request and is registered (`beat`: the block
-        # RAM's clock-to-out and the bank multiplexer end at a flip-flop), then written into
-        # the FIFO.
+        # The words arrive from the scratchpad's output registers (through its bank
+        # multiplexer) and go straight into the FIFO.
         beat = Signal(in_layout, name="beat")
         a_word = Signal(self.word_width, name="a_word")
         m.d.comb += a_word.eq(Mux(use_hold, a_hold, self.rd_a.data))
-        m.d.sync += [
-            inflight2.eq(inflight),
+        m.d.comb += [
             beat.a.as_value().eq(a_word[:R * dw]),
             beat.b.as_value().eq(self.rd_b.data[:C * dw]),
-            beat.first.eq(in_first), beat.last.eq(in_last),
+            beat.first.eq(first2), beat.last.eq(last2),
         ]
         m.d.comb += [
             q.w_data.eq(beat), q.w_en.eq(inflight2),
@@ -199,8 +203,8 @@ class GemmBench(wiring.Component):
     ld_addr, ld_data, ld_en : In
         Scratchpad write (one word per cycle).
     rb_addr : In, rb_data : Out
-        Scratchpad read-back, data one cycle after the address (lowest priority: valid only
-        while the engine is idle).
+        Scratchpad read-back, data two cycles after the address (the scratchpad's read
+        latency; lowest priority: valid only while the engine is idle).
     a_base, b_base, k, m_tiles, n_tiles : In
         The command (see :func:`gemm_command_layout`), sampled on ``start``.
     start : In(1)

@@ -79,21 +79,24 @@ class NetworkInterface(wiring.Component):
         head = Signal(hdr_l, name="in_hdr")
         m.d.comb += head.eq(inp.payload.data[:hdr_l.size])
         cur = Signal(hdr_l, name="in_cur")        # header of the packet being received
-        idx = Signal(range(257), name="in_idx")
+        # The write address is a pointer register (header address, + 1 per body word), so no
+        # adder lies between the flip-flops and the core's scratchpad bank arbitration, whose
+        # `ready` returns to the router as `req_in.ready`.
+        wptr = Signal(max(len(self.spm_wr.addr), len(self.imem_wr.addr)), name="in_wptr")
         rd_pending = Signal(name="rd_pending")
         rd_hdr = Signal(hdr_l, name="rd_hdr")
         rd_taken = Signal(name="rd_taken")         # egress starts the response this cycle
         word = inp.payload.data[:self.cfg.word_width]
         m.d.comb += [
-            self.spm_wr.addr.eq(cur.address + idx), self.spm_wr.data.eq(word),
-            self.imem_wr.addr.eq(cur.address + idx), self.imem_wr.data.eq(inp.payload.data),
+            self.spm_wr.addr.eq(wptr), self.spm_wr.data.eq(word),
+            self.imem_wr.addr.eq(wptr), self.imem_wr.data.eq(inp.payload.data),
         ]
         with m.FSM(name="ingress"):
             with m.State("HEAD"):
                 is_read = (head.type == PacketType.READ_REQ) | (head.type == PacketType.IMEM_READ)
                 m.d.comb += inp.ready.eq(~(rd_pending & is_read))
                 with m.If(inp.valid & inp.ready):
-                    m.d.sync += [cur.eq(head), idx.eq(0)]
+                    m.d.sync += [cur.eq(head), wptr.eq(head.address)]
                     with m.Switch(head.type):
                         with m.Case(PacketType.READ_REQ, PacketType.IMEM_READ):
                             m.d.sync += [rd_pending.eq(1), rd_hdr.eq(head)]
@@ -110,7 +113,7 @@ class NetworkInterface(wiring.Component):
                 with m.Else():
                     m.d.comb += [self.imem_wr.en.eq(inp.valid), inp.ready.eq(1)]
                 with m.If(inp.valid & inp.ready):
-                    m.d.sync += idx.eq(idx + 1)
+                    m.d.sync += wptr.eq(wptr + 1)
                     with m.If(inp.payload.last):
                         m.next = "HEAD"
                         with m.If((cur.type == PacketType.WRITE) & ~cur.src_host):
@@ -131,7 +134,8 @@ class NetworkInterface(wiring.Component):
         rd_imem = Signal(name="eg_rd_imem")        # the job reads instruction memory
         rd_left = Signal(range(257), name="eg_rd_left")
         out_left = Signal(range(257), name="eg_out_left")
-        inflight = Signal(name="eg_inflight")
+        inflight = Signal(name="eg_inflight")      # a granted read, data next cycle (imem)
+        inflight2 = Signal(name="eg_inflight2")    # ... its data in this cycle (scratchpad)
         word_w = max(self.cfg.word_width, isa.INSN_BITS)
         m.submodules.eg_fifo = q = fifo.SyncFIFO(width=word_w, depth=self.FIFO_DEPTH)
 
@@ -153,18 +157,23 @@ class NetworkInterface(wiring.Component):
         ]
 
         # Memory reads run ahead of the flits, credit-limited by the FIFO. Scratchpad reads
-        # wait for a grant; instruction-memory reads have a port of their own.
+        # wait for a grant; instruction-memory reads have a port of their own. The scratchpad
+        # returns data two cycles after the grant (its read latency), the instruction memory
+        # one: its word is registered once more (`imem_q`) so both reach the FIFO in the same
+        # cycle, `inflight2`.
         want = Signal(name="eg_want")
-        m.d.comb += [want.eq((rd_left != 0) & ((q.level + inflight) < self.FIFO_DEPTH)),
+        m.d.comb += [want.eq((rd_left != 0)
+                             & ((q.level + inflight + inflight2) < self.FIFO_DEPTH)),
                      self.spm_rd.addr.eq(rd_addr), self.spm_rd.en.eq(want & ~rd_imem),
                      self.imem_rd.addr.eq(rd_addr), self.imem_rd.en.eq(want & rd_imem)]
         got = Signal(name="eg_got")
         m.d.comb += got.eq(want & (rd_imem | self.spm_rd.ready))
-        m.d.sync += inflight.eq(got)
+        imem_q = Signal.like(self.imem_rd.data, name="eg_imem_q")
+        m.d.sync += [inflight.eq(got), inflight2.eq(inflight), imem_q.eq(self.imem_rd.data)]
         with m.If(got):
             m.d.sync += [rd_addr.eq(rd_addr + 1), rd_left.eq(rd_left - 1)]
-        m.d.comb += [q.w_data.eq(Mux(rd_imem, self.imem_rd.data, self.spm_rd.data)),
-                     q.w_en.eq(inflight)]
+        m.d.comb += [q.w_data.eq(Mux(rd_imem, imem_q, self.spm_rd.data)),
+                     q.w_en.eq(inflight2)]
 
         me_x, me_y = self.x, self.y
         with m.FSM(name="egress"):

@@ -9,9 +9,9 @@ __all__ = ["Scratchpad", "ReadPortSignature", "WritePortSignature"]
 class ReadPortSignature(wiring.Signature):
     """A scratchpad read port, from the requester's side.
 
-    ``addr``/``en`` out, ``ready`` in (the request is granted this cycle), ``data`` in: valid in
-    the cycle after a granted request (only that cycle: a later access to the same bank by any
-    port replaces it).
+    ``addr``/``en`` out, ``ready`` in (the request is granted this cycle), ``data`` in: valid
+    two cycles after a granted request (read latency 2; only that cycle: a later access to the
+    same bank by any port replaces it from the cycle after).
     """
     def __init__(self, addr_width, width):
         super().__init__({"addr": Out(addr_width), "en": Out(1), "ready": In(1), "data": In(width)})
@@ -33,6 +33,13 @@ class Scratchpad(wiring.Component):
     bank in one cycle are served by fixed priority (port 0 first); the others see ``ready = 0``
     and must hold their request.
 
+    **Read latency is 2 cycles**: a request granted in cycle t has its word on ``data`` in
+    cycle t + 2. Each bank's read data is registered right behind the block RAM (cycle t + 1:
+    the RAM's synchronous read, t + 2: a flip-flop per bank bit, then the bank-select
+    multiplexer to the port), so the block RAM's slow clock-to-out (5.8 ns on ECP5 without
+    its output register, which Yosys' DP16KD mapping does not use) ends at a flip-flop and
+    neither the bank multiplexer nor the reader's logic is behind it.
+
     Parameters
     ----------
     width : int
@@ -49,10 +56,13 @@ class Scratchpad(wiring.Component):
     Ports
     -----
     rd : In(ReadPortSignature).array(read_ports)
-        Read ports; data returns one cycle after a granted request.
+        Read ports; data returns two cycles after a granted request.
     wr : In(WritePortSignature).array(write_ports)
         Write ports; a granted write is visible to reads issued from the next cycle on.
     """
+
+    #: Cycles from a granted read request to its data on the port.
+    READ_LATENCY = 2
 
     def __init__(self, width, depth, banks, read_ports=1, write_ports=1, init=None):
         for name, v, lo in (("width", width, 1), ("depth", depth, 2), ("banks", banks, 1),
@@ -86,7 +96,10 @@ class Scratchpad(wiring.Component):
             mem = memory.Memory(shape=self.width, depth=self.depth, init=init)
             m.submodules[f"bank{b}"] = mem
             rp, wp = mem.read_port(), mem.write_port()
-            bank_data.append(rp.data)
+            # The bank's output register (cycle t + 2 of a read granted in t).
+            dq = Signal(self.width, name=f"bank{b}_q")
+            m.d.sync += dq.eq(rp.data)
+            bank_data.append(dq)
             m.d.comb += rp.en.eq(0)
             # Fixed priority: the lowest-numbered requesting port wins the bank.
             taken = Signal(name=f"rd_taken{b}")
@@ -109,12 +122,14 @@ class Scratchpad(wiring.Component):
                 nt = Signal(name=f"wr_taken{b}_{i}")
                 m.d.comb += nt.eq(wtaken | hit_s)
                 wtaken = nt
-        # Return data from the bank each port was granted last.
+        # Return data from the bank each port was granted two cycles ago.
         for i, port in enumerate(self.rd):
             sel = Signal(range(self.banks), name=f"rd{i}_bank")
+            sel2 = Signal(range(self.banks), name=f"rd{i}_bank2")
             with m.If(port.en & port.ready):
                 m.d.sync += sel.eq(self._bank(port.addr))
-            with m.Switch(sel):
+            m.d.sync += sel2.eq(sel)
+            with m.Switch(sel2):
                 for b in range(self.banks):
                     with m.Case(b):
                         m.d.comb += port.data.eq(bank_data[b])

@@ -174,16 +174,21 @@ class VectorUnit(wiring.Component):
         cj = Signal(range(max(n, 2)), name="cj")         # pass of that lane
         # A lane whose acc + bias fits in 18 bits signed needs one pass (the whole value is one
         # multiplier operand); otherwise `n` passes, top chunk first.
+        # `fits` is registered with the sum (computed from the adder's output at the take), so
+        # `inp.ready` (through `last_issue`) is a few gates from flip-flops, not behind the
+        # sums' 15-bit tests: the caller's issue logic depends on it.
         s1 = [Signal(signed(aw), name=f"sum1_{i}") for i in range(L)]
-        fits = []
+        sums = [Signal(signed(aw), name=f"sum0_{i}") for i in range(L)]
+        m.d.comb += [sums[i].eq((self.inp.payload.acc[i] + self.inp.payload.bias)[:aw].as_signed())
+                     for i in range(L)]
+        fits = [Signal(name=f"fits{i}") for i in range(L)]
         for i in range(L):
-            f = Signal(name=f"fits{i}")
             if aw > 18:
-                top = s1[i][17:]
-                m.d.comb += f.eq(top.all() | ~top.any())
+                top = sums[i][17:]
+                with m.If(take):
+                    m.d.sync += fits[i].eq(top.all() | ~top.any())
             else:
-                m.d.comb += f.eq(1)
-            fits.append(f)
+                m.d.comb += fits[i].eq(1)
         cur_fits = Signal(name="cur_fits")
         last_pass = Signal(name="last_pass")             # the lane's last pass is issued
         last_issue = Signal(name="last_issue")           # the beat's last pass is issued
@@ -191,9 +196,10 @@ class VectorUnit(wiring.Component):
             for i in range(L):
                 with m.Case(i):
                     m.d.comb += cur_fits.eq(fits[i])
+        # The beat's last pass is the last lane's last pass: only that lane's `fits` counts.
         m.d.comb += [
             last_pass.eq(cur_fits | (cj == n - 1)),
-            last_issue.eq(busy & last_pass & (li == L - 1)),
+            last_issue.eq(busy & (li == L - 1) & (fits[L - 1] | (cj == n - 1))),
             self.inp.ready.eq((count < self.FIFO_DEPTH) & (~busy | last_issue)),
             take.eq(self.inp.valid & self.inp.ready),
             give.eq(self.out.valid & self.out.ready),
@@ -206,8 +212,7 @@ class VectorUnit(wiring.Component):
         with m.If(take):
             m.d.sync += [tag1.eq(self.inp.payload.tag), prm1.eq(self.params), busy.eq(1),
                          li.eq(0), cj.eq(0)]
-            m.d.sync += [s1[i].eq((self.inp.payload.acc[i] + self.inp.payload.bias)[:aw].as_signed())
-                         for i in range(L)]
+            m.d.sync += [s1[i].eq(sums[i]) for i in range(L)]
         with m.Elif(busy):
             with m.If(last_pass):
                 m.d.sync += [li.eq(li + 1), cj.eq(0)]

@@ -41,6 +41,7 @@ class GemmHost:
         d, out = self.dut, []
         for i in range(n):
             d.rb_addr.value = base + i
+            await RisingEdge(d.clk)      # the scratchpad's read latency is 2 cycles
             await RisingEdge(d.clk)
             await ReadOnly()
             out.append(int(d.rb_data.value))

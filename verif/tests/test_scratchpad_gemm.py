@@ -45,8 +45,11 @@ def test_scratchpad_banks_priority_and_data():
             await ctx.tick()
         for p in dut.wr:
             ctx.set(p.en, 0)
-        # Read everything back through both ports: different banks are served together,
-        # the same bank only to port 0.
+        # Read everything back through both ports, one request per cycle: different banks are
+        # served together, the same bank only to port 0; each word is on `data` exactly
+        # READ_LATENCY = 2 cycles after its grant, so requests pipeline.
+        assert Scratchpad.READ_LATENCY == 2
+        expect = []          # per issued cycle: [(port, address)] granted
         for a in range(32):
             addrs = [a, (a + 8) % 32, a ^ 1]
             for lo, hi, both in ((0, 1, True), (0, 2, False)):
@@ -55,10 +58,16 @@ def test_scratchpad_banks_priority_and_data():
                 for p in dut.rd:
                     ctx.set(p.en, 1)
                 assert [ctx.get(p.ready) for p in dut.rd] == [1, int(both)]
+                expect.append([(0, addrs[lo])] + ([(1, addrs[hi])] if both else []))
                 await ctx.tick()
-                assert ctx.get(dut.rd[0].data) == ref.get(addrs[lo], 0), f"address {addrs[lo]}"
-                if both:
-                    assert ctx.get(dut.rd[1].data) == ref.get(addrs[hi], 0), f"address {addrs[hi]}"
+                if len(expect) >= 2:
+                    for port, addr in expect[-2]:
+                        assert ctx.get(dut.rd[port].data) == ref.get(addr, 0), f"address {addr}"
+        for p in dut.rd:
+            ctx.set(p.en, 0)
+        await ctx.tick()
+        for port, addr in expect[-1]:
+            assert ctx.get(dut.rd[port].data) == ref.get(addr, 0), f"address {addr}"
 
     run_sim(dut, tb)
 

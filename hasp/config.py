@@ -120,7 +120,7 @@ class ScratchpadConfig:
 
 
 #: Router micro-architectures (``noc.router``), see ``docs/noc.md``.
-NOC_ROUTERS = ("lanes", "wormhole")
+NOC_ROUTERS = ("lanes", "vc", "wormhole")
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,7 @@ class NoCConfig:
     buffer_depth: int = 4
     router: str = "wormhole"
     mc_depth: int = 8
+    vcs: int = 4
 
     def __post_init__(self):
         _check_int("noc", "flit_width", self.flit_width, 64, 1024)
@@ -146,6 +147,7 @@ class NoCConfig:
             raise ConfigError(f"noc.router must be one of {', '.join(NOC_ROUTERS)}, "
                               f"not {self.router!r}")
         _check_int("noc", "mc_depth", self.mc_depth, 2, 64)
+        _check_int("noc", "vcs", self.vcs, 1, 6)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def golden_route(cfg, src, flit):
     return links
 
 
-ROUTERS = ("lanes", "wormhole")
+ROUTERS = ("lanes", "vc", "wormhole")
 
 
 @pytest.mark.parametrize("router", ROUTERS)
@@ -460,8 +460,8 @@ def test_zero_load_latency_per_hop(router):
                       for h in sorted(set(xs))))
     assert slope <= 2.0
     # exact figures of the designs (docs/noc.md): two cycles per router (allocation,
-    # traversal); the lane router's ejection buffer adds one
-    extra = {"wormhole": 2, "lanes": 3}[router]
+    # traversal); the lane and VC routers' ejection buffer adds one
+    extra = {"wormhole": 2, "lanes": 3, "vc": 3}[router]
     assert all(lat[p][0] == 2 * h + extra for p, h in zip(pairs, xs)), lat
 
 

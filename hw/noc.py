@@ -508,7 +508,7 @@ def _rr(m, reqs, name):
     grant = [Signal(name=f"{name}_g{j}") for j in range(k)]
     if k == 1:
         m.d.comb += grant[0].eq(reqs[0])
-        return grant, lambda cond: None
+        return grant, lambda cond, stay=None: None
     ptr = Signal(range(k), name=f"{name}_ptr")
     with m.Switch(ptr):
         for s in range(k):
@@ -518,10 +518,15 @@ def _rr(m, reqs, name):
                     before = Cat(*(reqs[q] for q in order[:idx]))
                     m.d.comb += grant[j].eq(reqs[j] & ~before.any() if idx else reqs[j])
 
-    def advance(cond):
+    def advance(cond, stay=None):
+        """Move the priority past the winner when ``cond`` holds, or keep it on the winner
+        when ``stay`` also holds (winner-take-all: a packet keeps its grant until its tail)."""
         for j in range(k):
             with m.If(cond & grant[j]):
-                m.d.sync += ptr.eq((j + 1) % k)
+                if stay is None:
+                    m.d.sync += ptr.eq((j + 1) % k)
+                else:
+                    m.d.sync += ptr.eq(Mux(stay, j, (j + 1) % k))
     return grant, advance
 
 
@@ -1177,13 +1182,27 @@ class VcRouter(LaneRouter):
                                           Mux(st["alloc"], Cat(*body_ok).any(),
                                               head_ok & ~blocked))
 
-        ichoice, in_adv = {}, {}
+        ichoice, ogrant, won, in_last = {}, {}, {}, {}
+        in_adv = {}
+        # an output in the middle of a packet (winner-take-all) will grant its owner: the
+        # other inputs prefer VCs for other outputs
+        olock = {o: Signal(name=f"{PORT_NAMES[o]}_lock") for o in outs}
+        oown = {o: Signal(range(max(2, len(turns[o]))), name=f"{PORT_NAMES[o]}_own")
+                for o in outs}
         for i in ins:
-            g, adv = _rr(m, [elig[i, v] for v in range(V)], f"{PORT_NAMES[i]}_in")
-            in_adv[i] = adv
+            n = PORT_NAMES[i]
+            pref = []
+            for v in range(V):
+                taken = [vc[i, v]["route"][o] & olock[o] & (oown[o] != turns[o].index(i))
+                         for o in reach[i]]
+                pref.append(elig[i, v] & ~Cat(*taken).any())
+            any_pref = Signal(name=f"{n}_any_pref")
+            m.d.comb += any_pref.eq(Cat(*pref).any())
+            reqs = [Mux(any_pref, pref[v], elig[i, v]) for v in range(V)]
+            g, in_adv[i] = _rr(m, reqs, f"{n}_in")
             for v in range(V):
                 ichoice[i, v] = g[v]
-        ogrant, granted_in = {}, {i: [] for i in ins}
+        granted_in, out_adv = {i: [] for i in ins}, {}
         for o in outs:
             n = PORT_NAMES[o]
             srcs = turns[o]
@@ -1194,22 +1213,24 @@ class VcRouter(LaneRouter):
                                         for v in range(V))).any())
                 reqs.append(rq)
             g, adv = _rr(m, reqs, f"{n}_out")
-            adv(Const(1, 1))
+            out_adv[o] = adv
             for i, gi in zip(srcs, g):
                 ogrant[o, i] = gi
                 granted_in[i].append(gi)
+        for i in ins:
+            won[i] = Signal(name=f"{PORT_NAMES[i]}_won")
+            m.d.comb += won[i].eq(Cat(*granted_in[i]).any())
+            in_last[i] = Cat(*(ichoice[i, v] & front_last[i, v] for v in range(V))).any()
+            in_adv[i](won[i], ~in_last[i])
 
         st_valid = {o: Signal(name=f"{PORT_NAMES[o]}_st_valid") for o in outs}
         st_sel = {o: Signal(range(len(turns[o])), name=f"{PORT_NAMES[o]}_st_sel") for o in outs}
         st_lane = {o: Signal(lw, name=f"{PORT_NAMES[o]}_st_lane") for o in outs}
         dec = {(o, d): Signal(name=f"{PORT_NAMES[o]}_dec{d}") for o in outs for d in cred[o]}
         for i in ins:
-            won = Signal(name=f"{PORT_NAMES[i]}_won")
-            m.d.comb += won.eq(Cat(*granted_in[i]).any())
-            in_adv[i](won)
             for v in range(V):
                 st = vc[i, v]
-                pop = ichoice[i, v] & won
+                pop = ichoice[i, v] & won[i]
                 m.d.comb += st["pop"].eq(pop)
                 with m.If(pop):
                     m.d.sync += [st["alloc"].eq(~front_last[i, v]),
@@ -1219,9 +1240,12 @@ class VcRouter(LaneRouter):
                             if o not in eject:
                                 with m.If(st["route"][o]):
                                     m.d.sync += st["ovc"].eq(vc_pick[o])
+        self._probe = {"elig": elig, "pend": pend, "avail": avail, "vc": vc, "ins": ins,
+                       "outs": outs, "cred": cred, "busy": busy, "ichoice": ichoice}
         for o in outs:
             srcs = turns[o]
             granted = Cat(*(ogrant[o, i] for i in srcs)).any()
+            self._probe.setdefault("granted", {})[o] = granted
             m.d.sync += st_valid[o].eq(granted)
             g_last = Signal(name=f"{PORT_NAMES[o]}_g_last")
             g_lane = Signal(lw, name=f"{PORT_NAMES[o]}_g_lane")
@@ -1235,6 +1259,12 @@ class VcRouter(LaneRouter):
                                 m.d.comb += g_lane.eq(Mux(vc[i, v]["alloc"], vc[i, v]["ovc"],
                                                           vc_pick[o]))
             m.d.sync += st_lane[o].eq(g_lane)
+            out_adv[o](granted, ~g_last)
+            with m.If(granted):
+                m.d.sync += olock[o].eq(~g_last)
+                for j, i in enumerate(srcs):
+                    with m.If(ogrant[o, i]):
+                        m.d.sync += oown[o].eq(j)
             for d in cred[o]:
                 hit = (granted & (g_lane == d)) if o not in eject else granted
                 m.d.comb += dec[o, d].eq(hit)

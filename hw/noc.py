@@ -1014,7 +1014,7 @@ class VcRouter(LaneRouter):
     Parameters are those of :class:`Router` plus ``vcs`` (virtual channels per input, 1..6).
     """
 
-    def __init__(self, *, vcs=4, **kwargs):
+    def __init__(self, *, vcs=6, **kwargs):
         _check_int("vcs", vcs, 1, N_LANES)
         self.vcs = vcs
         super().__init__(**kwargs)
@@ -1240,6 +1240,7 @@ class VcRouter(LaneRouter):
                             if o not in eject:
                                 with m.If(st["route"][o]):
                                     m.d.sync += st["ovc"].eq(vc_pick[o])
+        # signals read by verif/tests/test_noc_mesh.py::allocation_probe (docs/noc.md)
         self._probe = {"elig": elig, "pend": pend, "avail": avail, "vc": vc, "ins": ins,
                        "outs": outs, "cred": cred, "busy": busy, "ichoice": ichoice}
         for o in outs:

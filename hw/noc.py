@@ -988,8 +988,11 @@ class VcRouter(LaneRouter):
     packet and empty: all its credits back) and no older head of the same input waits for the
     same output; a body flit is eligible when the downstream VC its packet holds has a credit.
     Separable, input-first: each input picks one eligible VC round-robin, each output one of
-    the inputs whose pick goes there, round-robin; the pointers move only on success (iSLIP).
-    An output grants at most one flit per cycle, so a head granted at output ``o`` simply takes
+    the inputs whose pick goes there, round-robin; the pointers move only on success (iSLIP)
+    and stay on the winner until its packet's tail (winner-take-all: packets cross links
+    contiguous rather than interleaved flit by flit, which kept ejection ports waiting), and
+    an input prefers VCs whose output is not in the middle of another input's packet (that
+    output will grant its owner). An output grants at most one flit per cycle, so a head granted at output ``o`` simply takes
     the lowest free VC of ``o``: there is no VC-allocation conflict. A downstream VC is held by
     one packet from head to tail and given to another packet only once it is empty again, so a
     VC buffer holds at most one packet. Heads of one input that go to the same output are

@@ -120,24 +120,28 @@ class ScratchpadConfig:
 
 
 #: Router micro-architectures (``noc.router``), see ``docs/noc.md``.
-NOC_ROUTERS = ("lanes", "wormhole")
+NOC_ROUTERS = ("lanes", "vc", "wormhole")
 
 
 @dataclass(frozen=True)
 class NoCConfig:
     """Mesh network: flit payload width in bits, router input buffer depth in flits (per lane
-    for ``router = "lanes"``), router micro-architecture and multicast lane depth.
+    for ``router = "lanes"``, per virtual channel for ``"vc"``), router micro-architecture,
+    multicast lane depth and virtual channels per input.
 
-    ``router``: ``"lanes"`` (input buffers split by output port, credit flow control, multicast;
-    about 2.3x the LUTs, 61 MHz on ECP5) or ``"wormhole"`` (one FIFO per input, smallest and
-    fastest, 122 MHz; no multicast). Both saturate at 0.49-0.61 of the uniform-random channel
-    bound (docs/noc.md), so every preset uses ``"wormhole"``; ``"lanes"`` is for multicast. ``mc_depth``: flits of the multicast lane of each ``lanes`` router input, the
-    longest multicast packet.
+    ``router`` (docs/noc.md): ``"wormhole"`` (one FIFO per input, smallest and fastest,
+    122 MHz on ECP5; no multicast; 0.49 of the 4x4 uniform-random channel bound, every
+    preset), ``"lanes"`` (input buffers split by output port, credit flow control, multicast;
+    0.54) or ``"vc"`` (``vcs`` virtual channels of ``buffer_depth`` flits per input, credit
+    flow control, VC allocation; the only one at >= 0.8 of the bound). ``mc_depth``: flits of
+    the multicast lane of each ``lanes`` router input, the longest multicast packet. ``vcs``:
+    virtual channels per input of the ``vc`` router (1..6).
     """
     flit_width: int = 64
     buffer_depth: int = 4
     router: str = "wormhole"
     mc_depth: int = 8
+    vcs: int = 6
 
     def __post_init__(self):
         _check_int("noc", "flit_width", self.flit_width, 64, 1024)
@@ -146,6 +150,7 @@ class NoCConfig:
             raise ConfigError(f"noc.router must be one of {', '.join(NOC_ROUTERS)}, "
                               f"not {self.router!r}")
         _check_int("noc", "mc_depth", self.mc_depth, 2, 64)
+        _check_int("noc", "vcs", self.vcs, 1, 6)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from .packet import PacketFormat, coord_width, flit_layout, header_layout
 from .checks import check_int as _check_int
 
 __all__ = ["Port", "PORT_NAMES", "xy_route", "router_turns", "Router", "LaneRouter", "Mesh",
-           "NoC", "mc_route", "link_signature", "LANE_MC"]
+           "NoC", "mc_route", "link_signature", "LANE_MC", "VcRouter", "make_router"]
 
 
 class Port(IntEnum):
@@ -275,14 +275,16 @@ class Router(wiring.Component):
 
 
 def make_router(cfg, x, y, *, counter_width=32):
-    """The router at ``(x, y)`` of a mesh of ``cfg``: :class:`Router` or :class:`LaneRouter`
-    by ``cfg.noc.router``; the host port on ``(0, 0)``."""
+    """The router at ``(x, y)`` of a mesh of ``cfg``: :class:`Router`, :class:`LaneRouter` or
+    :class:`VcRouter` by ``cfg.noc.router``; the host port on ``(0, 0)``."""
     fmt = PacketFormat.from_config(cfg)
     args = dict(x=x, y=y, rows=fmt.rows, cols=fmt.cols, data_width=fmt.data_width,
                 buffer_depth=cfg.noc.buffer_depth, host=(x, y) == (0, 0),
                 counter_width=counter_width)
     if cfg.noc.router == "lanes":
         return LaneRouter(mc_depth=cfg.noc.mc_depth, address_width=fmt.address_width, **args)
+    if cfg.noc.router == "vc":
+        return VcRouter(vcs=cfg.noc.vcs, address_width=fmt.address_width, **args)
     return Router(**args)
 
 
@@ -446,16 +448,30 @@ STEP = {Port.N: (0, -1), Port.S: (0, 1), Port.E: (1, 0), Port.W: (-1, 0)}
 OPPOSITE = {Port.N: Port.S, Port.S: Port.N, Port.E: Port.W, Port.W: Port.E}
 
 
-def link_signature(layout) -> wiring.Signature:
-    """Router-to-router link of the lane router (from the sender's side).
+def link_signature(layout, lanes=N_LANES) -> wiring.Signature:
+    """Router-to-router link of the credit-based routers (from the sender's side).
 
     ``valid``/``payload``/``lane`` (out): a flit and the lane of the receiving input it is
-    written into (the output it takes at the receiver, or :data:`LANE_MC`); there is no
-    ``ready``: the sender holds one credit per free slot of every lane of the receiver.
-    ``credit`` (in): bit ``l`` pulses (registered) when the receiver frees a slot of lane ``l``.
+    written into (lane router: the output it takes at the receiver, or :data:`LANE_MC`; VC
+    router: the virtual channel); there is no ``ready``: the sender holds one credit per free
+    slot of every lane of the receiver. ``credit`` (in): bit ``l`` pulses (registered) when the
+    receiver frees a slot of lane ``l``. ``lanes``: lanes per receiving input.
     """
-    return wiring.Signature({"valid": Out(1), "payload": Out(layout), "lane": Out(3),
-                             "credit": In(N_LANES)})
+    return wiring.Signature({"valid": Out(1), "payload": Out(layout),
+                             "lane": Out(max(1, (lanes - 1).bit_length())),
+                             "credit": In(lanes)})
+
+
+def _route_at(rx, ry, f):
+    """Unicast XY route (:func:`xy_route`) of flit view ``f`` at router ``(rx, ry)``, in
+    hardware: dict Port -> bit, one-hot."""
+    tx = Mux(f.to_host, 0, f.dst_x)
+    ty = Mux(f.to_host, 0, f.dst_y)
+    e, w = tx > rx, tx < rx
+    s_, n_ = ~e & ~w & (ty > ry), ~e & ~w & (ty < ry)
+    here = ~(e | w | s_ | n_)
+    return {Port.N: n_, Port.S: s_, Port.E: e, Port.W: w | (here & f.to_host),
+            Port.L: here & ~f.to_host}
 
 
 def mc_route(x: int, y: int, came: Port, x0: int, y0: int, x1: int, y1: int) -> set:
@@ -492,7 +508,7 @@ def _rr(m, reqs, name):
     grant = [Signal(name=f"{name}_g{j}") for j in range(k)]
     if k == 1:
         m.d.comb += grant[0].eq(reqs[0])
-        return grant, lambda cond: None
+        return grant, lambda cond, stay=None: None
     ptr = Signal(range(k), name=f"{name}_ptr")
     with m.Switch(ptr):
         for s in range(k):
@@ -502,10 +518,15 @@ def _rr(m, reqs, name):
                     before = Cat(*(reqs[q] for q in order[:idx]))
                     m.d.comb += grant[j].eq(reqs[j] & ~before.any() if idx else reqs[j])
 
-    def advance(cond):
+    def advance(cond, stay=None):
+        """Move the priority past the winner when ``cond`` holds, or keep it on the winner
+        when ``stay`` also holds (winner-take-all: a packet keeps its grant until its tail)."""
         for j in range(k):
             with m.If(cond & grant[j]):
-                m.d.sync += ptr.eq((j + 1) % k)
+                if stay is None:
+                    m.d.sync += ptr.eq((j + 1) % k)
+                else:
+                    m.d.sync += ptr.eq(Mux(stay, j, (j + 1) % k))
     return grant, advance
 
 
@@ -570,12 +591,15 @@ class LaneRouter(wiring.Component):
                 sig[f"in_{n}"] = In(stream.Signature(self.layout))
                 sig[f"out_{n}"] = Out(stream.Signature(self.layout))
             else:
-                sig[f"in_{n}"] = In(link_signature(self.layout))
-                sig[f"out_{n}"] = Out(link_signature(self.layout))
+                sig[f"in_{n}"] = In(link_signature(self.layout, self.link_lanes))
+                sig[f"out_{n}"] = Out(link_signature(self.layout, self.link_lanes))
         for p in Port:
             sig[f"count_{PORT_NAMES[p]}"] = Out(counter_width)
         sig["error"] = Out(1)
         super().__init__(sig)
+
+    #: lanes per router-to-router link (:func:`link_signature`)
+    link_lanes = N_LANES
 
     inputs = Router.inputs
     outputs = Router.outputs
@@ -610,15 +634,7 @@ class LaneRouter(wiring.Component):
             nx, ny = x + STEP[o][0], y + STEP[o][1]
             nbr_lanes[o] = self._lanes_of(nx, ny, OPPOSITE[o])
 
-        def route_at(rx, ry, f):
-            """Unicast XY route of flit view ``f`` at router (rx, ry): dict Port -> bit."""
-            tx = Mux(f.to_host, 0, f.dst_x)
-            ty = Mux(f.to_host, 0, f.dst_y)
-            e, w = tx > rx, tx < rx
-            s_, n_ = ~e & ~w & (ty > ry), ~e & ~w & (ty < ry)
-            here = ~(e | w | s_ | n_)
-            return {Port.N: n_, Port.S: s_, Port.E: e, Port.W: w | (here & f.to_host),
-                    Port.L: here & ~f.to_host}
+        route_at = _route_at
 
         def mc_mask(f, came):
             """Multicast outputs at this router (dict Port -> bit) of head flit view ``f``."""
@@ -943,3 +959,320 @@ class LaneRouter(wiring.Component):
                 with m.If(st_valid[o]):
                     m.d.sync += self.counts[o].eq(self.counts[o] + 1)
         return m
+
+
+# ------------------------------------------------------------------------------------------
+# Virtual-channel router (noc.router = "vc")
+
+def _first(m, bits, name):
+    """Priority encoder: index of the lowest set bit of the list ``bits`` (0 if none)."""
+    idx = Signal(range(max(2, len(bits))), name=name)
+    for j in reversed(range(len(bits))):
+        with m.If(bits[j]):
+            m.d.comb += idx.eq(j)
+    return idx
+
+
+class VcRouter(LaneRouter):
+    """Five-port input-queued virtual-channel router (``noc.router = "vc"``).
+
+    Each input has ``vcs`` virtual channels of ``buffer_depth`` flits, all in one LUT-RAM per
+    input, with per-VC read/write pointers, occupancy and ``last`` bits in registers. The route
+    of a VC's packet at this router is computed when its flits are written (the routing fields
+    are in every flit) and kept in a register, so allocation never waits for route
+    computation. Links are credit-based with one credit counter per downstream VC
+    (:func:`link_signature`, the lane router's link; the link's ``lane`` is the VC).
+
+    Allocation (cycle 1, registers only) combines VC and switch allocation: a head flit at the
+    front of a VC is eligible when its output has a **free downstream VC** (not held by a
+    packet and empty: all its credits back) and no older head of the same input waits for the
+    same output; a body flit is eligible when the downstream VC its packet holds has a credit.
+    Separable, input-first: each input picks one eligible VC round-robin, each output one of
+    the inputs whose pick goes there, round-robin; the pointers move only on success (iSLIP)
+    and stay on the winner until its packet's tail (winner-take-all: packets cross links
+    contiguous rather than interleaved flit by flit, which kept ejection ports waiting), and
+    an input prefers VCs whose output is not in the middle of another input's packet (that
+    output will grant its owner). An output grants at most one flit per cycle, so a head granted at output ``o`` simply takes
+    the lowest free VC of ``o``: there is no VC-allocation conflict. A downstream VC is held by
+    one packet from head to tail and given to another packet only once it is empty again, so a
+    VC buffer holds at most one packet. Heads of one input that go to the same output are
+    allocated in arrival order (an age matrix per input): packets of a source/destination pair
+    follow one path, so they stay in order at every hop and are delivered in order.
+
+    Cycle 2 (switch traversal, shared with :class:`LaneRouter`): the granted flit is read from
+    the input RAM, crosses the crossbar and the link with its VC; the ejection ports (local,
+    host) are streams fed through an :data:`EJECT_DEPTH`-flit FIFO with credits, held by one
+    packet at a time (packets leave contiguous). Two cycles per router at zero load, one more
+    for ejection.
+
+    The local and host inputs are ``amaranth.lib.stream`` ports: a head is accepted when one of
+    the input's VCs is empty and free, its body follows in that VC. A packet entering there
+    whose destination is outside the mesh is dropped whole and sets ``error``. The multicast
+    header fields are ignored (a multicast packet goes to ``(dst_x, dst_y)`` only).
+
+    Deadlock freedom: XY routing, and a VC is held from head to tail, so every VC of a channel
+    waits only on VCs of channels later in XY order: the channel dependency graph of
+    ``scripts/noc_deadlock.py`` stays acyclic whatever VC a packet takes.
+
+    Parameters are those of :class:`Router` plus ``vcs`` (virtual channels per input, 1..6).
+    """
+
+    def __init__(self, *, vcs=6, **kwargs):
+        _check_int("vcs", vcs, 1, N_LANES)
+        self.vcs = vcs
+        super().__init__(**kwargs)
+
+    @property
+    def link_lanes(self):
+        return self.vcs
+
+    def elaborate(self, platform):
+        m = Module()
+        x, y, rows, cols = self.x, self.y, self.rows, self.cols
+        L = self.layout
+        turns = self.turns
+        ins = sorted({i for srcs in turns.values() for i in srcs})
+        outs = list(turns)
+        reach = {i: [o for o in outs if i in turns[o]] for i in ins}
+        eject = {o for o in outs if o in self.stream_ports}
+        V, D = self.vcs, self.buffer_depth
+        lw = max(1, (V - 1).bit_length())
+
+        # ---------------- input side: virtual channels ----------------
+        vc = {}             # (i, v) -> dict of signals
+        rdata, rd_addr = {}, {}
+        credit_pulse = {}
+        older = {}          # (i, a, b) with a < b -> VC a's head arrived before VC b's
+        for i in ins:
+            n = PORT_NAMES[i]
+            mem = m.submodules[f"buf_{n}"] = Memory(shape=unsigned(L.size), depth=V * D,
+                                                    init=[])
+            rp = mem.read_port(domain="comb")
+            wp = mem.write_port()
+            rd_addr[i] = Signal(range(V * D), name=f"{n}_rd_addr")
+            m.d.comb += rp.addr.eq(rd_addr[i])
+            rdata[i] = rp.data
+            port = self.inputs[i]
+            wflit = data.View(L, port.payload)
+            r = _route_at(x, y, wflit)
+            rvec = Cat(*(r[o] if o in reach[i] else Const(0, 1) for o in Port))
+            for v in range(V):
+                vn = f"{n}_vc{v}"
+                vc[i, v] = {
+                    "cnt": Signal(range(D + 1), name=f"{vn}_cnt"),
+                    "wptr": Signal(range(D), name=f"{vn}_wptr"),
+                    "rptr": Signal(range(D), name=f"{vn}_rptr"),
+                    "last": [Signal(name=f"{vn}_last{k}") for k in range(D)],
+                    "route": Signal(5, name=f"{vn}_route"),
+                    "wopen": Signal(name=f"{vn}_wopen"),    # a packet is being written
+                    "alloc": Signal(name=f"{vn}_alloc"),    # its head left: holds ovc
+                    "ovc": Signal(range(max(2, V)), name=f"{vn}_ovc"),
+                    "push": Signal(name=f"{vn}_push"),
+                    "pop": Signal(name=f"{vn}_pop"),
+                }
+            for a in range(V):
+                for b in range(a + 1, V):
+                    older[i, a, b] = Signal(name=f"{n}_older{a}_{b}")
+            w_vc = Signal(range(max(2, V)), name=f"{n}_w_vc")
+            w_en = Signal(name=f"{n}_w_en")
+            if i in self.stream_ports:
+                # stream input: a head takes an empty free VC, the body follows it
+                in_pkt = Signal(name=f"{n}_s_in_pkt")
+                cur_vc = Signal(range(max(2, V)), name=f"{n}_s_vc")
+                cur_drop = Signal(name=f"{n}_s_drop")
+                inside = (wflit.dst_x < cols) & (wflit.dst_y < rows)
+                hok = Signal(name=f"{n}_h_ok")
+                m.d.comb += hok.eq(Cat(*(r[o] for o in reach[i])).any() &
+                                   (wflit.to_host | inside))
+                free = [(vc[i, v]["cnt"] == 0) & ~vc[i, v]["alloc"] & ~vc[i, v]["wopen"]
+                        for v in range(V)]
+                hvc = _first(m, free, f"{n}_h_vc")
+                any_free = Cat(*free).any()
+                space = Signal(name=f"{n}_space")
+                with m.Switch(cur_vc):
+                    for v in range(V):
+                        with m.Case(v):
+                            m.d.comb += space.eq(vc[i, v]["cnt"] != D)
+                drop = Signal(name=f"{n}_drop")
+                m.d.comb += [drop.eq(Mux(in_pkt, cur_drop, ~hok)),
+                             port.ready.eq(drop | Mux(in_pkt, space, any_free))]
+                acc = port.valid & port.ready
+                with m.If(acc):
+                    m.d.sync += in_pkt.eq(~wflit.last)
+                    with m.If(~in_pkt):
+                        m.d.sync += [cur_vc.eq(hvc), cur_drop.eq(~hok)]
+                    with m.If(drop):
+                        m.d.sync += self.error.eq(1)
+                m.d.comb += [w_vc.eq(Mux(in_pkt, cur_vc, hvc)), w_en.eq(acc & ~drop)]
+            else:
+                m.d.comb += [w_vc.eq(port.lane), w_en.eq(port.valid)]
+                credit_pulse[i] = Signal(V, name=f"{n}_credit")
+                m.d.comb += port.credit.eq(credit_pulse[i])
+                m.d.sync += credit_pulse[i].eq(Cat(*(vc[i, v]["pop"] for v in range(V))))
+            m.d.comb += [wp.data.eq(port.payload), wp.en.eq(w_en)]
+            for v in range(V):
+                st = vc[i, v]
+                m.d.comb += st["push"].eq(w_en & (w_vc == v))
+                with m.If(st["push"] & (w_vc == v)):
+                    m.d.comb += wp.addr.eq(v * D + st["wptr"])
+                with m.If(st["push"]):
+                    m.d.sync += [st["wptr"].eq(Mux(st["wptr"] == D - 1, 0, st["wptr"] + 1)),
+                                 st["route"].eq(rvec), st["wopen"].eq(~wflit.last)]
+                    for k in range(D):
+                        with m.If(st["wptr"] == k):
+                            m.d.sync += st["last"][k].eq(wflit.last)
+                    # a head written into VC v: every other VC's head is older
+                    with m.If(~st["wopen"]):
+                        for w in range(V):
+                            if w < v:
+                                m.d.sync += older[i, w, v].eq(1)
+                            elif w > v:
+                                m.d.sync += older[i, v, w].eq(0)
+                m.d.sync += st["cnt"].eq(st["cnt"] + st["push"] - st["pop"])
+                with m.If(st["pop"]):
+                    m.d.sync += st["rptr"].eq(Mux(st["rptr"] == D - 1, 0, st["rptr"] + 1))
+
+        # ---------------- output side: credits and VC ownership per downstream VC -------------
+        cred, busy, free_vc, vc_pick, avail = {}, {}, {}, {}, {}
+        for o in outs:
+            n = PORT_NAMES[o]
+            if o in eject:
+                cred[o] = {0: Signal(range(EJECT_DEPTH + 1), name=f"{n}_ecred",
+                                     init=EJECT_DEPTH)}
+                busy[o] = {0: Signal(name=f"{n}_ebusy")}
+                free_vc[o] = [~busy[o][0] & (cred[o][0] != 0)]
+            else:
+                cred[o] = {d: Signal(range(D + 1), name=f"{n}_cred{d}", init=D)
+                           for d in range(V)}
+                busy[o] = {d: Signal(name=f"{n}_busy{d}") for d in range(V)}
+                free_vc[o] = [~busy[o][d] & (cred[o][d] == D) for d in range(V)]
+            avail[o] = Signal(name=f"{n}_avail")
+            m.d.comb += avail[o].eq(Cat(*free_vc[o]).any())
+            vc_pick[o] = _first(m, free_vc[o], f"{n}_vc_pick") if o not in eject else Const(0, 1)
+
+        # ---------------- allocation ----------------
+        elig, front_last, pend = {}, {}, {}
+        for i in ins:
+            for v in range(V):
+                st = vc[i, v]
+                vn = f"{PORT_NAMES[i]}_vc{v}"
+                front_last[i, v] = Signal(name=f"{vn}_f_last")
+                m.d.comb += front_last[i, v].eq(Array(st["last"])[st["rptr"]])
+                pend[i, v] = Signal(name=f"{vn}_pend")
+                m.d.comb += pend[i, v].eq((st["cnt"] != 0) & ~st["alloc"])
+        for i in ins:
+            for v in range(V):
+                st = vc[i, v]
+                vn = f"{PORT_NAMES[i]}_vc{v}"
+                # an older head of this input waiting for the same output
+                blk = []
+                for w in range(V):
+                    if w == v:
+                        continue
+                    ow = older[i, w, v] if w < v else ~older[i, v, w]
+                    blk.append(pend[i, w] & ow & (vc[i, w]["route"] & st["route"]).any())
+                blocked = Cat(*blk).any() if blk else Const(0, 1)
+                head_ok = Cat(*(st["route"][o] & avail[o] for o in reach[i])).any()
+                body_ok = []
+                for o in reach[i]:
+                    if o in eject:
+                        c = cred[o][0] != 0
+                    else:
+                        c = Cat(*(cred[o][d] != 0 for d in range(V))).bit_select(st["ovc"], 1)
+                    body_ok.append(st["route"][o] & c)
+                elig[i, v] = Signal(name=f"{vn}_elig")
+                m.d.comb += elig[i, v].eq((st["cnt"] != 0) &
+                                          Mux(st["alloc"], Cat(*body_ok).any(),
+                                              head_ok & ~blocked))
+
+        ichoice, ogrant, won, in_last = {}, {}, {}, {}
+        in_adv = {}
+        # an output in the middle of a packet (winner-take-all) will grant its owner: the
+        # other inputs prefer VCs for other outputs
+        olock = {o: Signal(name=f"{PORT_NAMES[o]}_lock") for o in outs}
+        oown = {o: Signal(range(max(2, len(turns[o]))), name=f"{PORT_NAMES[o]}_own")
+                for o in outs}
+        for i in ins:
+            n = PORT_NAMES[i]
+            pref = []
+            for v in range(V):
+                taken = [vc[i, v]["route"][o] & olock[o] & (oown[o] != turns[o].index(i))
+                         for o in reach[i]]
+                pref.append(elig[i, v] & ~Cat(*taken).any())
+            any_pref = Signal(name=f"{n}_any_pref")
+            m.d.comb += any_pref.eq(Cat(*pref).any())
+            reqs = [Mux(any_pref, pref[v], elig[i, v]) for v in range(V)]
+            g, in_adv[i] = _rr(m, reqs, f"{n}_in")
+            for v in range(V):
+                ichoice[i, v] = g[v]
+        granted_in, out_adv = {i: [] for i in ins}, {}
+        for o in outs:
+            n = PORT_NAMES[o]
+            srcs = turns[o]
+            reqs = []
+            for i in srcs:
+                rq = Signal(name=f"{n}_req_{PORT_NAMES[i]}")
+                m.d.comb += rq.eq(Cat(*(ichoice[i, v] & vc[i, v]["route"][o]
+                                        for v in range(V))).any())
+                reqs.append(rq)
+            g, adv = _rr(m, reqs, f"{n}_out")
+            out_adv[o] = adv
+            for i, gi in zip(srcs, g):
+                ogrant[o, i] = gi
+                granted_in[i].append(gi)
+        for i in ins:
+            won[i] = Signal(name=f"{PORT_NAMES[i]}_won")
+            m.d.comb += won[i].eq(Cat(*granted_in[i]).any())
+            in_last[i] = Cat(*(ichoice[i, v] & front_last[i, v] for v in range(V))).any()
+            in_adv[i](won[i], ~in_last[i])
+
+        st_valid = {o: Signal(name=f"{PORT_NAMES[o]}_st_valid") for o in outs}
+        st_sel = {o: Signal(range(len(turns[o])), name=f"{PORT_NAMES[o]}_st_sel") for o in outs}
+        st_lane = {o: Signal(lw, name=f"{PORT_NAMES[o]}_st_lane") for o in outs}
+        dec = {(o, d): Signal(name=f"{PORT_NAMES[o]}_dec{d}") for o in outs for d in cred[o]}
+        for i in ins:
+            for v in range(V):
+                st = vc[i, v]
+                pop = ichoice[i, v] & won[i]
+                m.d.comb += st["pop"].eq(pop)
+                with m.If(pop):
+                    m.d.sync += [st["alloc"].eq(~front_last[i, v]),
+                                 rd_addr[i].eq(v * D + st["rptr"])]
+                    with m.If(~st["alloc"]):
+                        for o in reach[i]:
+                            if o not in eject:
+                                with m.If(st["route"][o]):
+                                    m.d.sync += st["ovc"].eq(vc_pick[o])
+        # signals read by verif/tests/test_noc_mesh.py::allocation_probe (docs/noc.md)
+        self._probe = {"elig": elig, "pend": pend, "avail": avail, "vc": vc, "ins": ins,
+                       "outs": outs, "cred": cred, "busy": busy, "ichoice": ichoice}
+        for o in outs:
+            srcs = turns[o]
+            granted = Cat(*(ogrant[o, i] for i in srcs)).any()
+            self._probe.setdefault("granted", {})[o] = granted
+            m.d.sync += st_valid[o].eq(granted)
+            g_last = Signal(name=f"{PORT_NAMES[o]}_g_last")
+            g_lane = Signal(lw, name=f"{PORT_NAMES[o]}_g_lane")
+            for j, i in enumerate(srcs):
+                with m.If(ogrant[o, i]):
+                    m.d.sync += st_sel[o].eq(j)
+                    for v in range(V):
+                        with m.If(ichoice[i, v]):
+                            m.d.comb += g_last.eq(front_last[i, v])
+                            if o not in eject:
+                                m.d.comb += g_lane.eq(Mux(vc[i, v]["alloc"], vc[i, v]["ovc"],
+                                                          vc_pick[o]))
+            m.d.sync += st_lane[o].eq(g_lane)
+            out_adv[o](granted, ~g_last)
+            with m.If(granted):
+                m.d.sync += olock[o].eq(~g_last)
+                for j, i in enumerate(srcs):
+                    with m.If(ogrant[o, i]):
+                        m.d.sync += oown[o].eq(j)
+            for d in cred[o]:
+                hit = (granted & (g_lane == d)) if o not in eject else granted
+                m.d.comb += dec[o, d].eq(hit)
+                with m.If(hit):
+                    m.d.sync += busy[o][d].eq(~g_last)
+        return self._traversal(m, ins, outs, turns, eject, rdata, st_valid, st_sel, st_lane,
+                               cred, dec)

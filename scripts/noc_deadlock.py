@@ -25,6 +25,14 @@ the channels of its children: edges parent -> child. ``--multicast sync`` models
 without that rule (a branch that has taken flits waits for its blocked siblings: edges between
 siblings), which is cyclic. ``--multicast none`` leaves multicast out.
 
+Virtual channels (``--vcs V``, the VC router ``noc.router = "vc"``): every router-to-router
+link becomes ``V`` channels (its virtual channels, ``...#v``); a packet holding any VC of a
+link may wait for any VC of the next link (the router takes any free downstream VC, and a VC
+is held from head to tail), so every edge ``a -> b`` becomes edges from every VC of ``a`` to
+every VC of ``b``. The injection and ejection channels stay single. Multicast is left out
+(the VC router has none). With XY routing the graph stays acyclic: a cycle of VCs would
+project onto a cycle of links.
+
 The XY routing also has its turns (unicast and multicast) checked against
 :func:`hasp.hw.noc.router_turns`, the table the hardware crossbar is built from.
 
@@ -35,6 +43,7 @@ Usage::
     python scripts/noc_deadlock.py --routing mixed 2x2   # a bad routing: exits 1
     python scripts/noc_deadlock.py --shared 2x2          # one shared network: exits 1
     python scripts/noc_deadlock.py --multicast sync 3x3  # replication without VCT: exits 1
+    python scripts/noc_deadlock.py --vcs 4 4x4           # the VC router, 4 VCs per link
 
 Exit status: 0 acyclic, 1 a cycle was found (printed), 2 bad arguments, 3 the XY turns used do
 not match ``router_turns`` or a route leaves the mesh / does not terminate.
@@ -198,6 +207,26 @@ def build_cdg(rows, cols, route, *, shared=False, multicast="none"):
     return graph, used
 
 
+def expand_vcs(graph, vcs):
+    """The CDG with every router-to-router link split into ``vcs`` virtual channels, any VC of
+    a link depending on any VC of the next (see the module docstring)."""
+    def split(c):
+        net, ch = c
+        if ch[0] == "out" and ch[2] != Port.L and not (ch[1] == (0, 0) and ch[2] == Port.W):
+            return [(net, ch + (v,)) for v in range(vcs)]
+        return [c]
+    out = {}
+    for a, succ in graph.items():
+        for va in split(a):
+            out.setdefault(va, set())
+            for b in succ:
+                out[va].update(split(b))
+    for succ in list(out.values()):
+        for b in succ:
+            out.setdefault(b, set())
+    return out
+
+
 def find_cycle(graph):
     """A list of channels forming a cycle, or ``None``. Iterative DFS."""
     WHITE, GREY, BLACK = 0, 1, 2
@@ -248,14 +277,16 @@ def fmt_chan(c):
         return f"{net}:inject@{ch[1]}"
     if ch[0] == "mc":
         return f"{net}:mc:{ch[1]}.{ch[2].name}"
-    return f"{net}:{ch[1]}.{ch[2].name}"
+    vc = f"#{ch[3]}" if len(ch) > 3 else ""
+    return f"{net}:{ch[1]}.{ch[2].name}{vc}"
 
 
-def check(rows, cols, routing="xy", shared=False, out=sys.stdout, multicast=None):
+def check(rows, cols, routing="xy", shared=False, out=sys.stdout, multicast=None, vcs=1):
     """Check one mesh; return the exit status (0, 1 or 3). ``multicast`` defaults to
-    ``"vct"`` for XY routing and ``"none"`` otherwise."""
+    ``"vct"`` for XY routing with one channel per link and ``"none"`` otherwise; ``vcs``:
+    virtual channels per router-to-router link (the VC router)."""
     if multicast is None:
-        multicast = "vct" if routing == "xy" else "none"
+        multicast = "vct" if routing == "xy" and vcs == 1 else "none"
     try:
         graph, used = build_cdg(rows, cols, ROUTINGS[routing], shared=shared,
                                 multicast=multicast)
@@ -270,8 +301,12 @@ def check(rows, cols, routing="xy", shared=False, out=sys.stdout, multicast=None
             if len(errors) > 10:
                 print(f"{rows}x{cols}: ... {len(errors) - 10} more", file=out)
             return 3
+    if vcs > 1:
+        graph = expand_vcs(graph, vcs)
     edges = sum(len(v) for v in graph.values())
     what = "one shared network" if shared else "request + response networks"
+    if vcs > 1:
+        what += f", {vcs} VCs per link"
     if multicast != "none":
         what += f", multicast {multicast}"
     cycle = find_cycle(graph)
@@ -304,13 +339,20 @@ def main(argv=None):
     ap.add_argument("--multicast", choices=("vct", "sync", "none"), default=None,
                     help="multicast trees on the request network (default: vct with XY "
                          "routing, none otherwise)")
+    ap.add_argument("--vcs", type=int, default=1,
+                    help="virtual channels per router-to-router link (the VC router; "
+                         "default 1)")
     args = ap.parse_args(argv)
     if args.multicast not in (None, "none") and args.routing != "xy":
         ap.error("multicast trees follow XY routing: use --routing xy")
+    if not 1 <= args.vcs <= 16:
+        ap.error(f"--vcs must be in 1..16, not {args.vcs}")
+    if args.vcs > 1 and args.multicast not in (None, "none"):
+        ap.error("the VC router has no multicast: leave --multicast out with --vcs")
     status = 0
     for rows, cols in args.meshes:
         status = max(status, check(rows, cols, args.routing, args.shared,
-                                   multicast=args.multicast))
+                                   multicast=args.multicast, vcs=args.vcs))
     return status
 
 

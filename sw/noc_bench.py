@@ -41,16 +41,17 @@ def parse_mesh(mesh) -> tuple[int, int]:
 
 
 def bench_config(mesh="4x4", base: ChipConfig | None = None, buffer_depth=None,
-                 flit_width=None, router=None) -> ChipConfig:
+                 flit_width=None, router=None, vcs=None) -> ChipConfig:
     """The config of a bench build: ``base`` (default: the default config) with the mesh and
     NoC parameters replaced, named after them (one simulator build per name)."""
     base = base or ChipConfig()
     rows, cols = parse_mesh(mesh)
     noc = {"buffer_depth": buffer_depth or base.noc.buffer_depth,
            "flit_width": flit_width or base.noc.flit_width,
-           "router": router or base.noc.router}
+           "router": router or base.noc.router, "vcs": vcs or base.noc.vcs}
     name = (f"nocbench{rows}x{cols}d{noc['buffer_depth']}f{noc['flit_width']}"
-            f"{noc['router']}m{base.noc.mc_depth}")
+            f"{noc['router']}m{base.noc.mc_depth}"
+            + (f"v{noc['vcs']}" if noc["router"] == "vc" else ""))
     return base.replace(name=name, mesh={"rows": rows, "cols": cols}, noc=noc)
 
 
@@ -142,14 +143,14 @@ def summarize(r: dict, cores: int) -> dict:
 def bench_noc(cfg: ChipConfig | None = None, mesh="4x4", pattern="uniform", *, pkt_len=4,
               loads=None, warmup=1000, measure=4000, drain_max=200000, seed=1, bp=0.0,
               buffer_depth=None, png=None, sim="verilator", strict=True, router=None,
-              mc_frac=0.0) -> dict:
+              mc_frac=0.0, vcs=None) -> dict:
     """Latency-throughput measurement of one mesh and pattern.
 
     ``loads``: offered loads in flits/node/cycle (default: 0.1 .. 1.3 x the uniform bound,
     plus a zero-load point at 1% of it). ``png``: where to write the latency-throughput plot.
     ``strict``: raise ``AssertionError`` if any run fails a check. Returns a JSON-able dict.
     """
-    cfg = bench_config(mesh, cfg, buffer_depth=buffer_depth, router=router)
+    cfg = bench_config(mesh, cfg, buffer_depth=buffer_depth, router=router, vcs=vcs)
     if not 0.0 <= mc_frac <= 1.0:
         raise ValueError(f"mc_frac must be in [0, 1], not {mc_frac!r}")
     if mc_frac and cfg.noc.router != "lanes":
@@ -186,6 +187,7 @@ def bench_noc(cfg: ChipConfig | None = None, mesh="4x4", pattern="uniform", *, p
     report = {
         "benchmark": "noc", "mesh": f"{rows}x{cols}", "pattern": pattern,
         "simulator": sim, "config": cfg.name, "router": cfg.noc.router,
+        "vcs": cfg.noc.vcs if cfg.noc.router == "vc" else None,
         "buffer_depth": cfg.noc.buffer_depth, "mc_frac": mc_frac,
         "flit_width": cfg.noc.flit_width, "pkt_len": pkt_len, "warmup": warmup,
         "measure": measure,
@@ -250,8 +252,11 @@ def add_arguments(p):
     p.add_argument("--buffer-depth", type=int, default=None,
                    help="noc: input FIFO depth (default: the config's)")
     p.add_argument("--measure", type=int, default=4000, help="noc: measurement window cycles")
-    p.add_argument("--router", default=None, choices=["wormhole", "lanes"],
+    p.add_argument("--router", default=None, choices=["wormhole", "lanes", "vc"],
                    help="noc: router micro-architecture (default: the config's noc.router)")
+    p.add_argument("--vcs", type=int, default=None,
+                   help="noc: virtual channels per input of the vc router (default: the "
+                        "config's noc.vcs)")
     p.add_argument("--mc-frac", type=float, default=0.0,
                    help="noc: fraction of multicast packets (needs --router lanes)")
     p.add_argument("--png", default=None, help="noc: latency-throughput plot "
@@ -263,7 +268,7 @@ def cmd_bench_noc(cfg, args) -> dict:
     png = args.png or f"build/noc-{args.mesh}-{args.pattern}.png"
     return bench_noc(cfg, args.mesh, args.pattern, pkt_len=args.pkt_len,
                      buffer_depth=args.buffer_depth, measure=args.measure, png=png,
-                     router=args.router, mc_frac=args.mc_frac)
+                     router=args.router, mc_frac=args.mc_frac, vcs=args.vcs)
 
 
 if __name__ == "__main__":     # python -m hasp.sw.noc_bench [MESH] [PATTERN]

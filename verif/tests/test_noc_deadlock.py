@@ -104,3 +104,23 @@ def test_turn_table_mismatch_detected(dl, monkeypatch):
         return t
     monkeypatch.setattr(dl, "router_turns", broken)
     assert dl.check(2, 2, "xy") == 3
+
+
+def test_vc_router_channels(dl):
+    """The VC router (--vcs): each router-to-router link split into V channels, any VC of a
+    link waiting on any VC of the next; XY stays acyclic, a bad routing stays cyclic, and the
+    number of channels is the links x V plus the single injection/ejection channels."""
+    r = run("--vcs", "4", "2x2", "3x3", "4x4")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("4 VCs per link") == 3 and r.stdout.count("acyclic") == 3
+    # 2x2: 8 router-to-router links, 4 ejections + host out, 4 cores + host injecting; x 2 nets
+    n = (8 * 4 + 5 + 5) * 2
+    assert f"2x2 xy (request + response networks, 4 VCs per link): {n} channels" in r.stdout
+    bad = run("--vcs", "2", "--routing", "mixed", "3x3")
+    assert bad.returncode == 1 and "#" in bad.stdout, bad.stdout
+    assert run("--vcs", "0").returncode == 2
+    assert run("--vcs", "2", "--multicast", "vct").returncode == 2
+    graph = dl.expand_vcs({("req", ("out", (0, 0), dl.Port.E)): {("req", ("out", (1, 0),
+                                                                          dl.Port.L))}}, 3)
+    assert len(graph) == 4 and all(len(graph["req", ("out", (0, 0), dl.Port.E, v)]) == 1
+                                   for v in range(3))

@@ -96,3 +96,26 @@ def test_ni_receives_multicast_like_unicast():
             want_tags.append(3)
         assert writes[i] == want, (i, writes[i])
         assert tags[i] == want_tags, (i, tags[i])
+
+
+def test_ni_unicast_over_vc_router():
+    """The network interfaces talk to the VC router's mesh through the same local ports: host
+    WRITEs to every core, several per core with different lengths, land in each scratchpad in
+    order with their tags."""
+    cfg = preset("fpga").replace(noc={"router": "vc"})          # 3x3
+    rng = random.Random(4)
+    packets, want, want_tags = [], {i: [] for i in range(cfg.cores)}, {i: [] for i in
+                                                                         range(cfg.cores)}
+    for k in range(3):
+        for i in range(cfg.cores):
+            payload = [rng.getrandbits(cfg.word_width) for _ in range(1 + (i + k) % 4)]
+            address, tag = 0x20 * k + i, (5 * i + k) % 8
+            packets.append(make_packet(cfg, PacketType.WRITE, dst_x=i % cfg.mesh.cols,
+                                       dst_y=i // cfg.mesh.cols, src_x=0, src_y=0, tag=tag,
+                                       address=address, payload=payload))
+            want[i] += [(address + j, w) for j, w in enumerate(payload)]
+            want_tags[i].append(tag)
+    writes, tags, dut = _run(cfg, packets, cycles=600)
+    for i in range(cfg.cores):
+        assert writes[i] == want[i], (i, writes[i])
+        assert tags[i] == want_tags[i], (i, tags[i])

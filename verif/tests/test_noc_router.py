@@ -258,10 +258,15 @@ def test_throughput_all_ports(depth, rate):
 
 def test_noc_config_router_knob():
     from hasp.config import ConfigError, NoCConfig, loads
-    with pytest.raises(ConfigError, match="noc.router must be one of lanes, wormhole, not 'vc'"):
-        NoCConfig(router="vc")
+    with pytest.raises(ConfigError,
+                       match="noc.router must be one of lanes, vc, wormhole, not 'vcs'"):
+        NoCConfig(router="vcs")
     with pytest.raises(ConfigError, match=r"noc\.mc_depth must be >= 2, not 1"):
         NoCConfig(mc_depth=1)
+    with pytest.raises(ConfigError, match=r"noc\.vcs must be <= 6, not 7"):
+        NoCConfig(vcs=7)
+    with pytest.raises(ConfigError, match=r"noc\.vcs must be >= 1, not 0"):
+        NoCConfig(vcs=0)
     assert all(preset(n).noc.router == "wormhole" for n in ("tiny", "fpga", "large"))
     cfg = loads('[noc]\nrouter = "wormhole"\nmc_depth = 16\n')
     assert (cfg.noc.router, cfg.noc.mc_depth) == ("wormhole", 16)
@@ -269,6 +274,10 @@ def test_noc_config_router_knob():
     lanes = preset("tiny").replace(noc={"router": "lanes"})
     assert all(isinstance(r, LaneRouter) for r in Mesh(lanes).routers.values())
     assert not any(isinstance(r, LaneRouter) for r in Mesh(preset("fpga")).routers.values())
+    from hasp.hw.noc import VcRouter
+    vcfg = loads('[mesh]\nrows = 2\ncols = 3\n[noc]\nrouter = "vc"\nvcs = 3\n')
+    routers = Mesh(vcfg).routers.values()
+    assert all(isinstance(r, VcRouter) and r.vcs == 3 for r in routers)
 
 
 def test_lane_router_validation():
@@ -280,4 +289,19 @@ def test_lane_router_validation():
         LaneRouter(**dict(args, host=True))
     r = LaneRouter(**args)
     assert {"lane", "credit"} <= set(r.in_e.signature.members)       # credit-based link
+    assert "ready" in r.in_l.signature.members                       # stream at the core
+
+
+def test_vc_router_validation():
+    from hasp.hw.noc import VcRouter
+    args = dict(x=1, y=1, rows=3, cols=3, data_width=64, buffer_depth=4)
+    for bad in (0, 7):
+        with pytest.raises(ValueError, match="vcs"):
+            VcRouter(vcs=bad, **args)
+    with pytest.raises(ValueError, match="host port"):
+        VcRouter(**dict(args, host=True))
+    r = VcRouter(vcs=3, **args)
+    # credit-based link with one credit per VC and the VC index next to the flit
+    members = r.in_e.signature.members
+    assert (members["credit"].shape, members["lane"].shape) == (3, 2)
     assert "ready" in r.in_l.signature.members                       # stream at the core

@@ -61,11 +61,12 @@ def _amaranth_run(cfg, params, max_cycles=20000):
     return res, packets
 
 
+@pytest.mark.parametrize("router", ["wormhole", "vc"])
 @pytest.mark.parametrize("pattern", ALL)
-def test_bench_amaranth_2x2(pattern):
+def test_bench_amaranth_2x2(pattern, router):
     """Every ejected packet decoded in Python: right format, destination by the pattern's
     model, body words by :func:`body_word`, sequence numbers consecutive per pair."""
-    cfg = preset("tiny")
+    cfg = preset("tiny").replace(noc={"router": router})
     rows, cols = cfg.mesh.rows, cfg.mesh.cols
     L = 5
     res, packets = _amaranth_run(cfg, dict(
@@ -186,10 +187,27 @@ def test_traffic_patterns_verilator():
         assert r["gen_total"] > r["gen_pkts_total"] and r["mc_flit_hops_total"] > 0
 
 
-def test_zero_load_latency_verilator():
-    """Zero load, uniform traffic, lane router: head latency = 2 hops + 3 cycles (two cycles
-    per router, one for the ejection buffer), so the slope is 2 cycles per hop."""
-    rep = nb.bench_noc(None, "4x4", "uniform", loads=[0.1], measure=2000, router="lanes")
+def test_traffic_patterns_verilator_vc():
+    """The VC router: every pattern at a load below and one above saturation, 30% ejection
+    back-pressure (hardware checks: exactly once, intact, in order per pair; link counters)."""
+    runs = []
+    for j, pattern in enumerate(ALL):
+        for rate in (0.04, 0.3):
+            runs.append(dict(seed=50 + j, rate=rate, pattern=pattern, pkt_len=3 + j, bp=0.3,
+                             hot_x=1, hot_y=2, hot_frac=0.3, warmup=300, measure=1500,
+                             drain_max=50000))
+    cfg, results = _verilator_runs(runs, router="vc")
+    assert cfg.noc.router == "vc"
+    assert sum(r["rx_all_total"] for r in results) > 10000
+    for r in results:
+        assert r["rx_pkts_total"] > 0 and r["win_flits_total"] > 0
+
+
+@pytest.mark.parametrize("router", ["lanes", "vc"])
+def test_zero_load_latency_verilator(router):
+    """Zero load, uniform traffic, lane and VC routers: head latency = 2 hops + 3 cycles (two
+    cycles per router, one for the ejection buffer), so the slope is 2 cycles per hop."""
+    rep = nb.bench_noc(None, "4x4", "uniform", loads=[0.1], measure=2000, router=router)
     z = rep["zero_load"]
     assert z["latency_per_hop"] == pytest.approx(2.0, abs=0.03)
     assert z["head_latency"] == pytest.approx(2 * z["hops"] + 3, abs=0.05)
@@ -197,7 +215,7 @@ def test_zero_load_latency_verilator():
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("router", ["lanes", "wormhole"])
+@pytest.mark.parametrize("router", ["lanes", "vc", "wormhole"])
 def test_traffic_million_packets(router):
     """>= 10**6 packets over all patterns, with back-pressure, loads up to saturation; on the
     lane router also multicast mixed with unicast."""

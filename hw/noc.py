@@ -605,6 +605,14 @@ class LaneRouter(wiring.Component):
     outputs = Router.outputs
     counts = Router.counts
 
+    def _port_sets(self):
+        """Inputs, outputs, the outputs each input reaches, and the stream (ejection) outputs."""
+        turns = self.turns
+        ins = sorted({i for srcs in turns.values() for i in srcs})
+        outs = list(turns)
+        reach = {i: [o for o in outs if i in turns[o]] for i in ins}
+        return ins, outs, reach, {o for o in outs if o in self.stream_ports}
+
     def _lanes_of(self, x, y, i):
         """Lanes of input ``i`` of router ``(x, y)`` of a mesh (host port at (0, 0)): its
         reachable outputs + multicast."""
@@ -616,10 +624,7 @@ class LaneRouter(wiring.Component):
         x, y, rows, cols = self.x, self.y, self.rows, self.cols
         L = self.layout
         turns = self.turns
-        ins = sorted({i for srcs in turns.values() for i in srcs})
-        outs = list(turns)
-        reach = {i: [o for o in outs if i in turns[o]] for i in ins}
-        eject = {o for o in outs if o in self.stream_ports}
+        ins, outs, reach, eject = self._port_sets()
         D, MD = self.buffer_depth, self.mc_depth
         hdr = self.header
 
@@ -1031,10 +1036,7 @@ class VcRouter(LaneRouter):
         x, y, rows, cols = self.x, self.y, self.rows, self.cols
         L = self.layout
         turns = self.turns
-        ins = sorted({i for srcs in turns.values() for i in srcs})
-        outs = list(turns)
-        reach = {i: [o for o in outs if i in turns[o]] for i in ins}
-        eject = {o for o in outs if o in self.stream_ports}
+        ins, outs, reach, eject = self._port_sets()
         V, D = self.vcs, self.buffer_depth
         lw = max(1, (V - 1).bit_length())
 

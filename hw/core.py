@@ -4,14 +4,14 @@ vector (requantisation) unit, tag counters and performance counters.
 The instruction set is :mod:`hasp.sw.isa`; the decoder reads every field through
 ``data.View(isa.LAYOUTS[op], word)``, so the bit positions are defined in one place only.
 """
-from amaranth import Module, Signal, Mux, signed
+from amaranth import Module, Signal, Mux, Const, signed
 from amaranth.lib import wiring, stream, data, memory
 from amaranth.lib.wiring import In, Out
 
 from hasp.sw import golden, isa
 from .gemm import GemmEngine
 from .pe_array import COUNTER_WIDTH
-from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature
+from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature, BRAM_ATTRS
 from .vector import VectorUnit, vector_params_layout
 
 __all__ = ["Core", "CoreError", "ImemWriteSignature", "ImemReadSignature", "TagIncSignature", "send_layout",
@@ -48,6 +48,17 @@ class TagIncSignature(wiring.Signature):
     counters are ignored)."""
     def __init__(self):
         super().__init__({"valid": Out(1), "tag": Out(isa.TAG_BITS)})
+
+
+def _ge_const(x, c):
+    """``x >= c`` for a constant ``c``: a test of the high bits when ``c`` is a power of two
+    (Yosys maps a compare with a constant to a carry chain)."""
+    if c <= 0:
+        return Const(1)
+    if c & (c - 1) == 0:
+        k = c.bit_length() - 1
+        return x[k:].any() if k < len(x) else Const(0)
+    return x >= c
 
 
 def _field(op, name):
@@ -136,10 +147,11 @@ class Core(wiring.Component):
     imem_rd : In(ImemReadSignature(cfg.core.imem_depth))
         Instruction-memory read (host read-back), data one cycle after ``en``.
     spm_rd : In(ReadPortSignature(spm_addr_width, cfg.word_width))
-        External scratchpad read (network interface / host), lowest priority: ``ready`` low
-        while the GEMM engine or REQUANT's bias read uses the same bank.
+        External scratchpad read (network interface / host), above the GEMM engine's and
+        REQUANT's reads: always granted (``ready`` equals ``en``), data two cycles later.
     spm_wr : In(WritePortSignature(spm_addr_width, cfg.word_width))
-        External scratchpad write, below REQUANT's result writes.
+        External scratchpad write, above REQUANT's result writes: always granted (``ready``
+        equals ``en``), one word per cycle.
     start : In(1)
         Pulse: ``pc = 0``, clear the loop state and pending sync error, run. Ignored while
         ``running``.
@@ -184,14 +196,16 @@ class Core(wiring.Component):
         self.acc_depth, self.tags = acc_depth, tags
         pe = cfg.pe
         self.spm = Scratchpad(cfg.word_width, cfg.spm.depth, cfg.spm.banks,
-                              read_ports=4, write_ports=2)
+                              read_ports=3, write_ports=2)
         aw = self.spm.addr_width
         self.engine = GemmEngine(pe.rows, pe.cols, pe.data_width, pe.acc_width, aw,
+                                 bank_offset=self.spm.offset_bits,
                                  multiplier=multiplier)
         self.vector = VectorUnit(pe.cols, pe.acc_width, pe.data_width, tag_width=aw)
         #: Accumulator memory: row ``i`` holds ``pe.cols`` signed ``acc_width``-bit lanes,
         #: lane ``j`` at bits ``[j*acc_width, (j+1)*acc_width)``.
-        self.accmem = memory.Memory(shape=pe.cols * pe.acc_width, depth=acc_depth, init=[])
+        self.accmem = memory.Memory(shape=pe.cols * pe.acc_width, depth=acc_depth, init=[],
+                                    attrs=BRAM_ATTRS)
         depth = cfg.core.imem_depth
         super().__init__({
             "imem_wr": In(ImemWriteSignature(depth)),
@@ -228,7 +242,8 @@ class Core(wiring.Component):
         m.submodules.vector = vec = self.vector
 
         # ---- Instruction memory ------------------------------------------------------------
-        m.submodules.imem = imem = memory.Memory(shape=isa.INSN_BITS, depth=depth, init=[])
+        m.submodules.imem = imem = memory.Memory(shape=isa.INSN_BITS, depth=depth, init=[],
+                                                 attrs=BRAM_ATTRS)
         iwp, irp = imem.write_port(), imem.read_port()
         xrp = imem.read_port()            # the network interface's (host) reads
         m.d.comb += [xrp.addr.eq(self.imem_rd.addr), xrp.en.eq(self.imem_rd.en),
@@ -249,12 +264,22 @@ class Core(wiring.Component):
         def view(op):
             return data.View(isa.LAYOUTS[op], word[:isa.LAYOUTS[op].size])
 
-        # ---- Scratchpad ports: rd 0/1 GEMM A/B, 2 REQUANT bias, 3 external; wr 0 REQUANT, 1 ext.
-        wiring.connect(m, eng.rd_a, spm.rd[0])
-        wiring.connect(m, eng.rd_b, spm.rd[1])
-        wiring.connect(m, wiring.flipped(self.spm_rd), spm.rd[3])
-        wiring.connect(m, wiring.flipped(self.spm_wr), spm.wr[1])
-        bias_rd, res_wr = spm.rd[2], spm.wr[0]
+        # ---- Scratchpad ports: rd 0 external, 1 GEMM A or REQUANT bias, 2 GEMM B; wr 0
+        # external, 1 REQUANT. The external ports (network interface: SEND data, host reads
+        # and writes) are always granted, so the network interface never waits on the core's
+        # arbitration; GEMM and REQUANT never run at once (one instruction at a time), so A
+        # and the bias share port 1, and both work out their grants from the external
+        # request (registers of the network interface) instead of waiting for `ready`.
+        rd1 = spm.rd[1]
+        wiring.connect(m, wiring.flipped(self.spm_rd), spm.rd[0])
+        wiring.connect(m, eng.rd_b, spm.rd[2])
+        wiring.connect(m, wiring.flipped(self.spm_wr), spm.wr[0])
+        res_wr = spm.wr[1]
+        bias_en = Signal(name="bias_rd_en")
+        m.d.comb += [eng.rd_a.ready.eq(rd1.ready), eng.rd_a.data.eq(rd1.data),
+                     rd1.en.eq(eng.rd_a.en | bias_en),
+                     eng.other_en.eq(self.spm_rd.en),
+                     eng.other_bank.eq(self.spm_rd.addr[spm.offset_bits:])]
 
         # ---- Accumulator memory -------------------------------------------------------------
         row_layout = data.ArrayLayout(signed(aw_acc), C)
@@ -306,8 +331,15 @@ class Core(wiring.Component):
         # counter instead of a 3-operand adder each (a register file costs ~1100 LUT4 a core on
         # ECP5, this ~250). Flip-flops `a_ok`/`c_ok` (cleared by reset) say a word was written
         # since reset; an unwritten word reads as 0, so reset clears every counter at once.
-        # WAIT compares the waited-on counter with its count into a register (`w_ge`) and takes
-        # the cycle after: counters only grow while a WAIT waits, so the comparison still holds.
+        # Both sides are pipelined so that no path runs from a counter read through an adder
+        # into a write: WAIT registers the two words of its counter (`w_a`, `w_c`), then
+        # compares their difference with its count into `w_ge`, and takes the cycle after
+        # (counters only grow while a WAIT waits, so the comparison still holds); an
+        # increment from the network interface is registered (`inc_v0`), reads its two words
+        # into registers (`inc_v1`), then writes A + 1 (`inc_ok`) unless the counter is at
+        # its maximum. An increment of the tag that the one before is writing in its read
+        # cycle takes that one's result instead of the read (`inc_fwd`), so increments may
+        # come every cycle.
         tag_a = memory.Memory(shape=TAG_COUNTER_BITS, depth=self.tags, init=[])
         tag_c = memory.Memory(shape=TAG_COUNTER_BITS, depth=self.tags, init=[])
         m.submodules.tag_a, m.submodules.tag_c = tag_a, tag_c
@@ -322,34 +354,49 @@ class Core(wiring.Component):
 
         wait_take = Signal(name="wait_take")
         w_zero = Signal(name="w_zero")                                  # w_count == 0
-        w_have = Signal(TAG_COUNTER_BITS, name="w_have")
+        w_a = Signal(TAG_COUNTER_BITS, name="w_a")
         w_c = Signal(TAG_COUNTER_BITS, name="w_c")
-        m.d.comb += [w_c.eq(tag_word(tag_c, c_ok, w_tag)),
-                     w_have.eq(tag_word(tag_a, a_ok, w_tag) - w_c)]
+        w_rv = Signal(name="w_rv")               # w_a / w_c are of this WAIT's tag
+        m.d.sync += [w_a.eq(tag_word(tag_a, a_ok, w_tag)), w_c.eq(tag_word(tag_c, c_ok, w_tag))]
         w_ge = Signal(name="w_ge")
-        m.d.sync += w_ge.eq(0)
+        m.d.sync += [w_ge.eq(0), w_rv.eq(0)]
         tag_cwp = tag_c.write_port()
         m.d.comb += [tag_cwp.addr.eq(w_tag[:tb]), tag_cwp.data.eq(w_c + w_count),
                      tag_cwp.en.eq(wait_take)]
         with m.If(wait_take):
             m.d.sync += c_ok.bit_select(w_tag[:tb], 1).eq(1)
+        w_takes = Signal(name="w_takes")                                # C of w_tag moves
+        m.d.comb += w_takes.eq(wait_take & ~w_zero)
 
-        i_tag = self.tag_inc.tag
-        i_a = Signal(TAG_COUNTER_BITS + 1, name="inc_a1")               # A[tag] + 1
-        i_c = Signal(TAG_COUNTER_BITS, name="inc_c")
-        m.d.comb += [i_a.eq(tag_word(tag_a, a_ok, i_tag) + 1), i_c.eq(tag_word(tag_c, c_ok, i_tag))]
-        # A counter at its maximum (A + 1 == C) ignores the increment, unless a WAIT takes
-        # a non-zero count from it in the same cycle.
-        i_max = Signal(name="inc_at_max")
-        m.d.comb += i_max.eq((i_a[:TAG_COUNTER_BITS] == i_c)
-                             & ~(wait_take & ~w_zero & (w_tag == i_tag)))
-        tag_awp = tag_a.write_port()
+        inc_v0 = Signal(name="inc_v0")
+        inc_t0 = Signal(isa.TAG_BITS, name="inc_t0")
+        m.d.sync += [inc_v0.eq(self.tag_inc.valid & ~_ge_const(self.tag_inc.tag, self.tags)),
+                     inc_t0.eq(self.tag_inc.tag)]
+        inc_v1 = Signal(name="inc_v1")
+        inc_t1 = Signal(isa.TAG_BITS, name="inc_t1")
+        inc_a = Signal(TAG_COUNTER_BITS, name="inc_a")
+        inc_c = Signal(TAG_COUNTER_BITS, name="inc_c")
+        inc_cmoved = Signal(name="inc_cmoved")   # a WAIT moved C while it was read
+        a_next = Signal(TAG_COUNTER_BITS, name="inc_a_next")
+        m.d.comb += a_next.eq(inc_a + 1)
         inc_ok = Signal(name="tag_inc_ok")
-        m.d.comb += [inc_ok.eq(self.tag_inc.valid & (i_tag < self.tags) & ~i_max),
-                     tag_awp.addr.eq(i_tag[:tb]), tag_awp.data.eq(i_a[:TAG_COUNTER_BITS]),
+        inc_fwd = Signal(name="inc_fwd")
+        m.d.comb += inc_fwd.eq(inc_v1 & (inc_t1 == inc_t0))
+        m.d.sync += [inc_v1.eq(inc_v0), inc_t1.eq(inc_t0),
+                     inc_a.eq(Mux(inc_fwd, Mux(inc_ok, a_next, inc_a),
+                                  tag_word(tag_a, a_ok, inc_t0))),
+                     inc_c.eq(tag_word(tag_c, c_ok, inc_t0)),
+                     inc_cmoved.eq(w_takes & (w_tag == inc_t0))]
+        # A counter at its maximum (A + 1 == C) ignores the increment, unless a WAIT takes a
+        # non-zero count from it (in this cycle, or while its words were read).
+        i_max = Signal(name="inc_at_max")
+        m.d.comb += i_max.eq((a_next == inc_c) & ~inc_cmoved & ~(w_takes & (w_tag == inc_t1)))
+        tag_awp = tag_a.write_port()
+        m.d.comb += [inc_ok.eq(inc_v1 & ~i_max),
+                     tag_awp.addr.eq(inc_t1[:tb]), tag_awp.data.eq(a_next),
                      tag_awp.en.eq(inc_ok)]
         with m.If(inc_ok):
-            m.d.sync += a_ok.bit_select(i_tag[:tb], 1).eq(1)
+            m.d.sync += a_ok.bit_select(inc_t1[:tb], 1).eq(1)
         with m.If(self.sync_error & self.running):
             m.d.sync += sync_err_pending.eq(1)
 
@@ -406,9 +453,12 @@ class Core(wiring.Component):
         m.d.sync += rq_used.eq(rq_used + rq_fire - rq_take)
         m.d.comb += [
             rq_want.eq(rq_mode & rq_more & ~rq_used),
-            bias_rd.en.eq(rq_want & r_use_bias),
-            bias_rd.addr.eq(r_bias),
-            rq_fire.eq(rq_want & (~r_use_bias | bias_rd.ready)),
+            bias_en.eq(rq_want & r_use_bias),
+            rd1.addr.eq(Mux(rq_mode, r_bias, eng.rd_a.addr)),
+            # granted unless the external read takes the bias word's bank
+            rq_fire.eq(rq_want & ~(r_use_bias & self.spm_rd.en &
+                                   (self.spm_rd.addr[spm.offset_bits:]
+                                    == r_bias[spm.offset_bits:spm.addr_width]))),
         ]
         # r_src, r_dst and r_bias are pointers to the next row (incremented per row issued).
         m.d.sync += [rq_inflight.eq(rq_fire), rq_inflight2.eq(rq_inflight)]
@@ -427,7 +477,7 @@ class Core(wiring.Component):
             m.d.sync += [
                 rq_valid.eq(1),
                 rq_in.acc.eq(acc_rdata),
-                rq_in.bias.eq(Mux(r_use_bias, bias_rd.data[:bias_w].as_signed(), 0)),
+                rq_in.bias.eq(Mux(r_use_bias, rd1.data[:bias_w].as_signed(), 0)),
                 rq_in.tag.eq(rq_tag),
             ]
         with m.Elif(rq_take):
@@ -516,15 +566,16 @@ class Core(wiring.Component):
             rq_acc_bad.eq((rv.src + rv.rows) > self.acc_depth),
             sd_spm_bad.eq(((sv.src + sv.len) >= words) | ((sv.dst + sv.len) >= words)),
             sd_dest_bad.eq((sv.x >= cfg.mesh.cols) | (sv.y >= cfg.mesh.rows)),
-            sd_tag_bad.eq(sv.tag >= self.tags),
+            sd_tag_bad.eq(_ge_const(sv.tag, self.tags)),
         ]
         # The engine's command is the GEMM instruction register (its command registers
         # follow it while idle; `start` is given in GEMM_CHECK).
         m.d.comb += [eng.cmd.a_base.eq(gv.a), eng.cmd.b_base.eq(gv.b), eng.cmd.k.eq(gv.k),
                      eng.cmd.m_tiles.eq(gv.mt), eng.cmd.n_tiles.eq(gv.nt)]
+        # ... compared in GEMM_CHECK into registers, acted on in GEMM_START.
         g_spm_bad = Signal(name="g_spm_bad")
         g_acc_bad = Signal(name="g_acc_bad")
-        m.d.comb += [g_spm_bad.eq((g_ak > g_aroom) | (g_bk > g_broom)),
+        m.d.sync += [g_spm_bad.eq((g_ak > g_aroom) | (g_bk > g_broom)),
                      g_acc_bad.eq(g_rows > g_droom)]
 
         net_wait = Signal(name="net_wait")
@@ -594,7 +645,7 @@ class Core(wiring.Component):
                             m.next = "SEND_CHECK"
                         with m.Case(Op.WAIT):
                             v = view(Op.WAIT)
-                            with m.If(v.tag >= self.tags):
+                            with m.If(_ge_const(v.tag, self.tags)):
                                 fail(CoreError.BAD_TAG)
                             with m.Else():
                                 m.d.sync += [w_tag.eq(v.tag), w_count.eq(v.count),
@@ -602,7 +653,7 @@ class Core(wiring.Component):
                                 m.next = "WAIT"
                         with m.Case(Op.SYNC):
                             v = view(Op.SYNC)
-                            with m.If(v.group >= cfg.sync.groups):
+                            with m.If(_ge_const(v.group, cfg.sync.groups)):
                                 fail(CoreError.BAD_GROUP)
                             with m.Else():
                                 m.d.sync += s_group.eq(v.group)
@@ -618,6 +669,10 @@ class Core(wiring.Component):
                     m.d.sync += delay_left.eq(delay_left - 1)
 
             with m.State("GEMM_CHECK"):  # the products of EXEC are registered
+                m.d.comb += self.running.eq(1)
+                m.next = "GEMM_START"
+
+            with m.State("GEMM_START"):  # the compares of GEMM_CHECK are registered
                 m.d.comb += self.running.eq(1)
                 # Loaded whatever the checks say (unused after a failure): only `start` and
                 # the next state depend on them.
@@ -723,7 +778,8 @@ class Core(wiring.Component):
                     m.d.comb += wait_take.eq(1)
                     done()
                 with m.Else():
-                    m.d.sync += w_ge.eq(w_have >= w_count)
+                    m.d.sync += [w_rv.eq(1),
+                                 w_ge.eq(w_rv & ((w_a - w_c)[:TAG_COUNTER_BITS] >= w_count))]
 
             with m.State("SYNC"):
                 m.d.comb += [self.running.eq(1), sync_wait.eq(1), self.sync_arrive.eq(1)]

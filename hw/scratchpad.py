@@ -3,7 +3,17 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring, memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Scratchpad", "ReadPortSignature", "WritePortSignature"]
+__all__ = ["Scratchpad", "ReadPortSignature", "WritePortSignature", "BRAM_ATTRS"]
+
+#: Attributes of every block-RAM memory of a core (scratchpad banks, instruction and
+#: accumulator memories). ``no_rw_check`` tells Yosys that a read and a write of the same
+#: word in the same cycle need not return the old word: without it Yosys emulates read-first
+#: in fabric (the write delayed a cycle, an address comparator and a bypass multiplexer
+#: behind the block RAM per memory, on the read path). The simulators still return the old
+#: word; only a program that races (a packet written into words a running GEMM or SEND is
+#: reading, a host write into a running program's instructions) can see the difference, and
+#: such a program's result already depends on timing. See docs/hardware.md.
+BRAM_ATTRS = {"no_rw_check": 1}
 
 
 class ReadPortSignature(wiring.Signature):
@@ -19,7 +29,8 @@ class ReadPortSignature(wiring.Signature):
 
 class WritePortSignature(wiring.Signature):
     """A scratchpad write port, from the requester's side: ``addr``, ``data``, ``en`` out;
-    ``ready`` in (the write happens this cycle)."""
+    ``ready`` in (the write is granted this cycle; see :class:`Scratchpad` for when reads
+    see it)."""
     def __init__(self, addr_width, width):
         super().__init__({"addr": Out(addr_width), "data": Out(width), "en": Out(1), "ready": In(1)})
 
@@ -32,6 +43,14 @@ class Scratchpad(wiring.Component):
     port, so it maps to one (or a few) FPGA block RAMs. Requests from several ports to the same
     bank in one cycle are served by fixed priority (port 0 first); the others see ``ready = 0``
     and must hold their request.
+
+    **Writes are written one cycle after their grant** (from a write register per bank, so
+    the block RAM's address, data and enable pins come straight from flip-flops): a read
+    granted two or more cycles after a write's grant sees the word. A read of the same word
+    granted in the cycle right after the write's grant returns the old word in the
+    simulators and is undefined in block RAM (:data:`BRAM_ATTRS`): the core never issues
+    one (its writers are REQUANT, whose results are read by later instructions, and the
+    network interface, whose words are read after their tag counter moves).
 
     **Read latency is 2 cycles**: a request granted in cycle t has its word on ``data`` in
     cycle t + 2. Each bank's read data is registered right behind the block RAM (cycle t + 1:
@@ -58,7 +77,7 @@ class Scratchpad(wiring.Component):
     rd : In(ReadPortSignature).array(read_ports)
         Read ports; data returns two cycles after a granted request.
     wr : In(WritePortSignature).array(write_ports)
-        Write ports; a granted write is visible to reads issued from the next cycle on.
+        Write ports; a granted write is visible to reads granted from two cycles later on.
     """
 
     #: Cycles from a granted read request to its data on the port.
@@ -93,7 +112,7 @@ class Scratchpad(wiring.Component):
         bank_data = []
         for b in range(self.banks):
             init = self._init[b * self.depth:(b + 1) * self.depth]
-            mem = memory.Memory(shape=self.width, depth=self.depth, init=init)
+            mem = memory.Memory(shape=self.width, depth=self.depth, init=init, attrs=BRAM_ATTRS)
             m.submodules[f"bank{b}"] = mem
             rp, wp = mem.read_port(), mem.write_port()
             # The bank's output register (cycle t + 2 of a read granted in t).
@@ -112,13 +131,20 @@ class Scratchpad(wiring.Component):
                 nt = Signal(name=f"rd_taken{b}_{i}")
                 m.d.comb += nt.eq(taken | hit_s)
                 taken = nt
+            # Writes: the granted request goes into the bank's write register and reaches
+            # the block RAM in the next cycle (no arbitration logic in front of its pins).
+            w_en = Signal(name=f"bank{b}_w_en")
+            w_addr = Signal(ob, name=f"bank{b}_w_addr")
+            w_data = Signal(self.width, name=f"bank{b}_w_data")
+            m.d.comb += [wp.en.eq(w_en), wp.addr.eq(w_addr), wp.data.eq(w_data)]
+            m.d.sync += w_en.eq(0)
             wtaken = Signal(name=f"wr_taken{b}")
             for i, port in enumerate(self.wr):
                 hit_s = Signal(name=f"wr{i}_hit{b}")
                 m.d.comb += hit_s.eq(port.en & (self._bank(port.addr) == b) & ~wtaken)
                 with m.If(hit_s):
-                    m.d.comb += [wp.en.eq(1), wp.addr.eq(port.addr[:ob]), wp.data.eq(port.data),
-                                 port.ready.eq(1)]
+                    m.d.comb += port.ready.eq(1)
+                    m.d.sync += [w_en.eq(1), w_addr.eq(port.addr[:ob]), w_data.eq(port.data)]
                 nt = Signal(name=f"wr_taken{b}_{i}")
                 m.d.comb += nt.eq(wtaken | hit_s)
                 wtaken = nt

@@ -45,10 +45,10 @@ __all__ = ["SynthError", "ToolMissing", "TARGETS", "BLOCKS", "Target", "block_ve
 
 HARNESS = "hasp_synth_harness"
 #: nextpnr routers. Default: router1 (nextpnr's default, more timing-driven: 10-25 % higher
-#: Fmax on the PE array and PE than router2 here) for blocks, router2 for ``core`` and ``chip``
-#: (router1 ran over 10 min without converging on one core; router2 took 3 min).
+#: Fmax than router2 on the PE array, the PE and the core, whose router1 run takes under a
+#: minute) for blocks, router2 for ``chip`` (faster on designs that fill much of the device).
 ROUTERS = ("router1", "router2")
-_DEFAULT_ROUTER = {"core": "router2", "chip": "router2"}
+_DEFAULT_ROUTER = {"chip": "router2"}
 
 
 class SynthError(ValueError):
@@ -588,7 +588,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-pnr", action="store_true", help="synthesis only")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
     p.add_argument("--router", help="nextpnr router: router1 or router2 (default: router2 for "
-                   "core and chip, router1 otherwise)")
+                   "chip, router1 otherwise)")
     p.add_argument("--timeout", type=float, default=3600, help="per tool run, seconds")
     p.add_argument("--out", metavar="DIR",
                    help="work directory (default build/synth/PRESET-BLOCK-TARGET)")

@@ -35,16 +35,42 @@ class GemmEngine(wiring.Component):
         High from the cycle after ``start`` until the last result row has left.
     rd_a, rd_b : Out(ReadPortSignature)
         Scratchpad read ports for A and B: one beat per cycle when A and B are in different
-        banks, one per two cycles when they share a bank.
+        banks, one per two cycles when they share a bank. ``rd_a`` must be the scratchpad's
+        highest-priority port and ``rd_b`` the next one: the engine knows its grants from
+        its own addresses (A always, B unless A takes B's bank) and ignores ``ready``.
+
+    Parameters
+    ----------
+    rows, cols, data_width, acc_width : int
+        The PE array.
+    addr_width : int
+        Scratchpad word-address width.
+    bank_offset : int
+        Position of the bank field in an address (:attr:`Scratchpad.offset_bits`).
+    multiplier : str
+        The PE array's multiplier (:data:`hasp.hw.pe_array.MULTIPLIERS`).
     out : Out(stream.Signature(pe_output_layout))
         Result rows, ``rows`` per tile, tiles in command order.
     macs, mac_cycles : Out(48)
         The PE array's counters (MACs, cycles with a beat in the accumulators).
+    other_en, other_bank : In(1), In(bank bits)
+        A read on the scratchpad port above ``rd_a`` takes bank ``other_bank`` this cycle
+        (0 if there is no such port).
     """
 
     FIFO_DEPTH = 4
 
-    def __init__(self, rows, cols, data_width, acc_width, addr_width, *, multiplier="generic"):
+    def _bank(self, addr):
+        """The scratchpad bank of ``addr`` (its bits from ``bank_offset`` up)."""
+        return addr[self.bank_offset:]
+
+    def __init__(self, rows, cols, data_width, acc_width, addr_width, *, bank_offset,
+                 multiplier="generic"):
+        if isinstance(bank_offset, bool) or not isinstance(bank_offset, int):
+            raise TypeError(f"bank_offset must be an integer, not {bank_offset!r}")
+        if not 0 <= bank_offset <= addr_width:
+            raise ValueError(f"bank_offset must be in [0, {addr_width}], not {bank_offset!r}")
+        self.bank_offset = bank_offset
         self.rows, self.cols, self.data_width = rows, cols, data_width
         self.word_width = max(rows, cols) * data_width
         self.pe = PEArray(rows, cols, data_width, acc_width, multiplier=multiplier)
@@ -58,6 +84,8 @@ class GemmEngine(wiring.Component):
             "macs": Out(COUNTER_WIDTH),
             "mac_cycles": Out(COUNTER_WIDTH),
             "clear_counters": In(1),
+            "other_en": In(1),
+            "other_bank": In(max(1, addr_width - bank_offset)),
         })
 
     def elaborate(self, platform):
@@ -93,7 +121,10 @@ class GemmEngine(wiring.Component):
         mt_in_m1 = Signal(8, name="mt_in_m1")
         m.d.comb += [k_in_m1.eq(self.cmd.k - 1), nt_in_m1.eq(self.cmd.n_tiles - 1),
                      mt_in_m1.eq(self.cmd.m_tiles - 1)]
-        m.d.comb += self.busy.eq(issuing | (rows_left != 0))
+        # A tile's R rows are added to `rows_left` the cycle after its last read pair
+        # (`tile_done_r`: no adder behind `fire`); `busy` counts that cycle in.
+        tile_done_r = Signal(name="tile_done_r")
+        m.d.comb += self.busy.eq(issuing | tile_done_r | (rows_left != 0))
         # While idle the command registers follow `cmd` every cycle, so `start` itself only
         # sets `issuing` (a small fan-out behind the caller's start condition).
         with m.If(~self.busy):
@@ -110,9 +141,8 @@ class GemmEngine(wiring.Component):
         # flight: `used` = beats issued and not yet taken by the PE array).
         # When A and B sit in the same bank, the scratchpad grants A first: its word is kept in
         # `a_hold` and B is read on a later cycle (half rate, never a deadlock).
-        room = Signal(name="room")
+        room = Signal(init=1, name="room")      # used < FIFO_DEPTH, as a flip-flop
         used = Signal(range(self.FIFO_DEPTH + 1), name="used")
-        m.d.comb += room.eq(used < self.FIFO_DEPTH)
         want = Signal(name="want")
         a_done = Signal(name="a_done")          # A of the current beat already read
         m.d.comb += want.eq(issuing & room)
@@ -120,15 +150,28 @@ class GemmEngine(wiring.Component):
             self.rd_a.addr.eq(a_ptr), self.rd_a.en.eq(want & ~a_done),
             self.rd_b.addr.eq(b_ptr), self.rd_b.en.eq(want),
         ]
-        got_a = Signal(name="got_a")
-        m.d.comb += got_a.eq(a_done | self.rd_a.ready)
+        # The read pair completes (`fire`) when B is granted with A or after it. The grants are
+        # worked out here from registers, not taken from `ready` (so no path runs through the
+        # scratchpad's bank arbitration into the engine's counters): `rd_a` and `rd_b` must be
+        # the scratchpad's ports right below the one of `other_en` / `other_bank`, in that
+        # order, so A is granted unless `other` takes its bank and B unless `other` or A does.
+        same_bank = Signal(name="same_bank")
+        m.d.comb += same_bank.eq(self._bank(a_ptr) == self._bank(b_ptr))
+        other_a = Signal(name="other_a")          # the higher port takes A's bank
+        other_b = Signal(name="other_b")          # ... B's
+        m.d.comb += [other_a.eq(self.other_en & (self.other_bank == self._bank(a_ptr))),
+                     other_b.eq(self.other_en & (self.other_bank == self._bank(b_ptr)))]
+        got_a = Signal(name="got_a")              # A is read (now or before)
+        m.d.comb += got_a.eq(a_done | ~other_a)
         fire = Signal(name="fire")
-        m.d.comb += fire.eq(want & got_a & self.rd_b.ready)
-        m.d.sync += used.eq(used + fire - (q.r_rdy & q.r_en))
+        m.d.comb += fire.eq(want & got_a & ~other_b & (a_done | ~same_bank))
+        used_next = Signal.like(used, name="used_next")
+        m.d.comb += used_next.eq(used + fire - (q.r_rdy & q.r_en))
+        m.d.sync += [used.eq(used_next), room.eq(used_next < self.FIFO_DEPTH)]
         # The scratchpad's read data arrives two cycles after the grant (its read latency):
         # every per-beat flag is delayed through two registers to meet its words.
         a_only = Signal(name="a_only")          # an A-only grant (B not granted with it)
-        m.d.comb += a_only.eq(want & ~a_done & self.rd_a.ready & ~fire)
+        m.d.comb += a_only.eq(want & ~a_done & ~other_a & (same_bank | other_b))
         inflight, inflight2 = Signal(name="inflight"), Signal(name="inflight2")
         cap_a1, cap_a = Signal(name="cap_a1"), Signal(name="cap_a")   # capture A into a_hold
         hold1, use_hold = Signal(name="hold1"), Signal(name="use_hold")  # beat takes a_hold
@@ -144,7 +187,7 @@ class GemmEngine(wiring.Component):
             m.d.sync += a_hold.eq(self.rd_a.data)
         with m.If(fire):
             m.d.sync += a_done.eq(0)
-        with m.Elif(want & self.rd_a.ready):
+        with m.Elif(a_only):
             m.d.sync += a_done.eq(1)
         next_a = Signal.like(a_tile, name="next_a")
         next_b = Signal.like(b_tile, name="next_b")
@@ -183,8 +226,9 @@ class GemmEngine(wiring.Component):
         wiring.connect(m, pe.out, wiring.flipped(self.out))
         tile_done = Signal(name="tile_done")
         m.d.comb += tile_done.eq(fire & (kleft == 0))
-        m.d.sync += rows_left.eq(rows_left + Mux(tile_done, R, 0)
-                                 - (self.out.valid & self.out.ready))
+        m.d.sync += [tile_done_r.eq(tile_done),
+                     rows_left.eq(rows_left + Mux(tile_done_r, R, 0)
+                                  - (self.out.valid & self.out.ready))]
         m.d.comb += [self.macs.eq(pe.macs), self.mac_cycles.eq(pe.busy),
                      pe.clear_counters.eq(self.clear_counters)]
         return m
@@ -225,7 +269,8 @@ class GemmBench(wiring.Component):
         self.cfg = cfg
         self.result_depth = result_depth or spm.depth
         self.spm = Scratchpad(cfg.word_width, spm.depth, spm.banks, read_ports=3, write_ports=1)
-        self.engine = GemmEngine(pe.rows, pe.cols, pe.data_width, pe.acc_width, self.spm.addr_width)
+        self.engine = GemmEngine(pe.rows, pe.cols, pe.data_width, pe.acc_width, self.spm.addr_width,
+                                 bank_offset=self.spm.offset_bits)
         aw = self.spm.addr_width
         rw = (self.result_depth - 1).bit_length()
         super().__init__({
@@ -253,6 +298,7 @@ class GemmBench(wiring.Component):
             eng.cmd.a_base.eq(self.a_base), eng.cmd.b_base.eq(self.b_base), eng.cmd.k.eq(self.k),
             eng.cmd.m_tiles.eq(self.m_tiles), eng.cmd.n_tiles.eq(self.n_tiles),
             eng.start.eq(self.start), eng.clear_counters.eq(self.start & ~eng.busy),
+            eng.other_en.eq(0),          # A and B are the top ports, the read-back the last
             self.busy.eq(eng.busy), self.macs.eq(eng.macs), self.mac_cycles.eq(eng.mac_cycles),
         ]
 

@@ -25,14 +25,16 @@ class NetworkInterface(wiring.Component):
     becomes a multicast packet when :func:`hasp.hw.core.send_layout` has ``mc_dx``/``mc_dy``
     fields (``x``/``y`` is then the rectangle's corner; at most ``noc.mc_depth - 1`` words).
 
-    Ingress (request network): ``WRITE`` bodies go to ``spm_wr`` at ``address + i``; when the
-    tail word is written and the packet came from a core (``src_host = 0``) the tag counter
-    ``tag`` is incremented (``tag_inc``), so a counted packet's data is always in place.
-    ``IMEM_WRITE`` bodies go to ``imem_wr``. A ``READ_REQ`` (scratchpad) or ``IMEM_READ``
-    (instruction memory, through ``imem_rd``) is latched (one outstanding: the host interface
-    issues one read at a time) and never blocks the ingress, so the request network always
-    drains into the core: see ``docs/noc.md`` for the deadlock argument.
-    Unknown packet types are consumed and flagged on ``error`` (sticky).
+    Ingress (request network), one flit per cycle, ``req_in.ready`` a flip-flop: ``WRITE``
+    bodies go to ``spm_wr`` at ``address + i`` (through a write register, the cycle after
+    they arrive; the core always accepts them); with the tail word of a packet from a core
+    (``src_host = 0``) the tag counter ``tag`` is incremented (``tag_inc``), so a counted
+    packet's data is always in place. ``IMEM_WRITE`` bodies go to ``imem_wr``. A ``READ_REQ``
+    (scratchpad) or ``IMEM_READ`` (instruction memory, through ``imem_rd``) is latched, two
+    deep (the host interface has one read outstanding, so the latch never fills and the
+    ingress never waits for the egress): the request network always drains into the core,
+    see ``docs/noc.md`` for the deadlock argument. Unknown packet types are consumed and
+    flagged on ``error`` (sticky).
 
     Ports
     -----
@@ -75,55 +77,71 @@ class NetworkInterface(wiring.Component):
         hdr_l = fmt.header
 
         # ---------------- ingress ----------------
+        # Every flit from the router is registered first (`rx`) and handled from there, and
+        # `req_in.ready` depends on flip-flops only, so no path runs from the router's output
+        # through this interface back into the router. Body words go from `rx` to the core
+        # (which always accepts external writes); up to two READ_REQ / IMEM_READ headers are
+        # latched, and the ingress waits only when a third could arrive (the host has at most
+        # one read outstanding, so in practice it never waits).
         inp = self.req_in
+        rx_v = Signal(name="in_rx_v")
+        rx = Signal.like(inp.payload, name="in_rx")
+        m.d.sync += [rx_v.eq(inp.valid & inp.ready), rx.eq(inp.payload)]
         head = Signal(hdr_l, name="in_hdr")
-        m.d.comb += head.eq(inp.payload.data[:hdr_l.size])
+        m.d.comb += head.eq(rx.data[:hdr_l.size])
         cur = Signal(hdr_l, name="in_cur")        # header of the packet being received
-        # The write address is a pointer register (header address, + 1 per body word), so no
-        # adder lies between the flip-flops and the core's scratchpad bank arbitration, whose
-        # `ready` returns to the router as `req_in.ready`.
+        # The write address is a pointer register (header address, + 1 per body word).
         wptr = Signal(max(len(self.spm_wr.addr), len(self.imem_wr.addr)), name="in_wptr")
         rd_pending = Signal(name="rd_pending")
         rd_hdr = Signal(hdr_l, name="rd_hdr")
+        rd_pending2 = Signal(name="rd_pending2")   # a second read, behind `rd_hdr`
+        rd_hdr2 = Signal(hdr_l, name="rd_hdr2")
         rd_taken = Signal(name="rd_taken")         # egress starts the response this cycle
-        word = inp.payload.data[:self.cfg.word_width]
+        new_read = Signal(name="in_new_read")
+        in_head = Signal(name="in_head")           # the ingress is in HEAD
+        is_read = (head.type == PacketType.READ_REQ) | (head.type == PacketType.IMEM_READ)
         m.d.comb += [
-            self.spm_wr.addr.eq(wptr), self.spm_wr.data.eq(word),
-            self.imem_wr.addr.eq(wptr), self.imem_wr.data.eq(inp.payload.data),
+            inp.ready.eq(~rd_pending2 & ~(rd_pending & rx_v & in_head & is_read)),
+            self.spm_wr.addr.eq(wptr), self.spm_wr.data.eq(rx.data[:self.cfg.word_width]),
+            self.imem_wr.addr.eq(wptr), self.imem_wr.data.eq(rx.data),
+            self.tag_inc.tag.eq(cur.tag),
         ]
         with m.FSM(name="ingress"):
             with m.State("HEAD"):
-                is_read = (head.type == PacketType.READ_REQ) | (head.type == PacketType.IMEM_READ)
-                m.d.comb += inp.ready.eq(~(rd_pending & is_read))
-                with m.If(inp.valid & inp.ready):
+                m.d.comb += in_head.eq(1)
+                with m.If(rx_v):
                     m.d.sync += [cur.eq(head), wptr.eq(head.address)]
-                    with m.Switch(head.type):
-                        with m.Case(PacketType.READ_REQ, PacketType.IMEM_READ):
-                            m.d.sync += [rd_pending.eq(1), rd_hdr.eq(head)]
-                        with m.Case(PacketType.WRITE, PacketType.IMEM_WRITE):
-                            with m.If(~inp.payload.last):
-                                m.next = "BODY"
-                        with m.Default():
-                            m.d.sync += self.error.eq(1)
-                            with m.If(~inp.payload.last):
-                                m.next = "DROP"
+                    with m.If(is_read):
+                        m.d.comb += new_read.eq(1)
+                    with m.Elif((head.type == PacketType.WRITE)
+                                | (head.type == PacketType.IMEM_WRITE)):
+                        with m.If(~rx.last):
+                            m.next = "BODY"
+                    with m.Else():
+                        m.d.sync += self.error.eq(1)
+                        with m.If(~rx.last):
+                            m.next = "DROP"
             with m.State("BODY"):
                 with m.If(cur.type == PacketType.WRITE):
-                    m.d.comb += [self.spm_wr.en.eq(inp.valid), inp.ready.eq(self.spm_wr.ready)]
+                    m.d.comb += [self.spm_wr.en.eq(rx_v),
+                                 self.tag_inc.valid.eq(rx_v & rx.last & ~cur.src_host)]
                 with m.Else():
-                    m.d.comb += [self.imem_wr.en.eq(inp.valid), inp.ready.eq(1)]
-                with m.If(inp.valid & inp.ready):
+                    m.d.comb += self.imem_wr.en.eq(rx_v)
+                with m.If(rx_v):
                     m.d.sync += wptr.eq(wptr + 1)
-                    with m.If(inp.payload.last):
+                    with m.If(rx.last):
                         m.next = "HEAD"
-                        with m.If((cur.type == PacketType.WRITE) & ~cur.src_host):
-                            m.d.comb += [self.tag_inc.valid.eq(1), self.tag_inc.tag.eq(cur.tag)]
             with m.State("DROP"):
-                m.d.comb += inp.ready.eq(1)
-                with m.If(inp.valid & inp.payload.last):
+                with m.If(rx_v & rx.last):
                     m.next = "HEAD"
-        with m.If(rd_taken):
-            m.d.sync += rd_pending.eq(0)
+        # The read latch: two slots, the egress takes the first.
+        with m.If(new_read):
+            with m.If(rd_pending & ~rd_taken):
+                m.d.sync += [rd_pending2.eq(1), rd_hdr2.eq(head)]
+            with m.Else():
+                m.d.sync += [rd_pending.eq(1), rd_hdr.eq(head)]
+        with m.Elif(rd_taken):
+            m.d.sync += [rd_pending.eq(rd_pending2), rd_hdr.eq(rd_hdr2), rd_pending2.eq(0)]
 
         # ---------------- egress ----------------
         job_hdr = Signal(hdr_l, name="eg_hdr")
@@ -156,22 +174,34 @@ class NetworkInterface(wiring.Component):
             out_ready.eq(Mux(job_resp, self.resp_out.ready, self.req_out.ready)),
         ]
 
-        # Memory reads run ahead of the flits, credit-limited by the FIFO. Scratchpad reads
-        # wait for a grant; instruction-memory reads have a port of their own. The scratchpad
-        # returns data two cycles after the grant (its read latency), the instruction memory
-        # one: its word is registered once more (`imem_q`) so both reach the FIFO in the same
-        # cycle, `inflight2`.
-        want = Signal(name="eg_want")
-        m.d.comb += [want.eq((rd_left != 0)
-                             & ((q.level + inflight + inflight2) < self.FIFO_DEPTH)),
-                     self.spm_rd.addr.eq(rd_addr), self.spm_rd.en.eq(want & ~rd_imem),
-                     self.imem_rd.addr.eq(rd_addr), self.imem_rd.en.eq(want & rd_imem)]
+        # Memory reads run ahead of the flits, credit-limited by the FIFO. Both memories grant
+        # every request (the core's external scratchpad port has the highest priority, the
+        # instruction memory a port of its own), and the requests are flip-flops (`rd_spm`,
+        # `rd_im`: words left to read and a FIFO entry not claimed by a word in it or in
+        # flight, from next-state values), so nothing in the core waits on logic here. The
+        # scratchpad returns data two cycles after the request (its read latency), the
+        # instruction memory one: its word is registered once more (`imem_q`) so both reach
+        # the FIFO in the same cycle, `inflight2`.
+        rd_more = Signal(name="eg_rd_more")
+        rd_more_n = Signal(name="eg_rd_more_next")
+        rd_imem_n = Signal(name="eg_rd_imem_next")
+        credits = Signal(range(self.FIFO_DEPTH + 1), init=self.FIFO_DEPTH, name="eg_credits")
+        credits_next = Signal.like(credits, name="eg_credits_next")
+        rd_spm, rd_im = Signal(name="eg_rd_spm"), Signal(name="eg_rd_imem_en")
         got = Signal(name="eg_got")
-        m.d.comb += got.eq(want & (rd_imem | self.spm_rd.ready))
+        m.d.comb += [got.eq(rd_spm | rd_im),
+                     self.spm_rd.addr.eq(rd_addr), self.spm_rd.en.eq(rd_spm),
+                     self.imem_rd.addr.eq(rd_addr), self.imem_rd.en.eq(rd_im),
+                     rd_more_n.eq(rd_more), rd_imem_n.eq(rd_imem),
+                     credits_next.eq(credits - got + (q.r_en & q.r_rdy))]
         imem_q = Signal.like(self.imem_rd.data, name="eg_imem_q")
         m.d.sync += [inflight.eq(got), inflight2.eq(inflight), imem_q.eq(self.imem_rd.data)]
         with m.If(got):
+            m.d.comb += rd_more_n.eq(rd_left != 1)
             m.d.sync += [rd_addr.eq(rd_addr + 1), rd_left.eq(rd_left - 1)]
+        want_n = rd_more_n & (credits_next != 0)
+        m.d.sync += [credits.eq(credits_next), rd_more.eq(rd_more_n), rd_imem.eq(rd_imem_n),
+                     rd_spm.eq(want_n & ~rd_imem_n), rd_im.eq(want_n & rd_imem_n)]
         m.d.comb += [q.w_data.eq(Mux(rd_imem, imem_q, self.spm_rd.data)),
                      q.w_en.eq(inflight2)]
 
@@ -188,8 +218,9 @@ class NetworkInterface(wiring.Component):
                         job_hdr.src_x.eq(me_x), job_hdr.src_y.eq(me_y),
                         rd_addr.eq(rd_hdr.address), rd_left.eq(rd_hdr.length),
                         out_left.eq(rd_hdr.length),
-                        rd_imem.eq(rd_hdr.type == PacketType.IMEM_READ),
                     ]
+                    m.d.comb += [rd_more_n.eq(rd_hdr.length != 0),
+                                 rd_imem_n.eq(rd_hdr.type == PacketType.IMEM_READ)]
                     m.next = "HEAD"
                 with m.Elif(self.send.valid):
                     p = self.send.payload
@@ -200,8 +231,8 @@ class NetworkInterface(wiring.Component):
                         job_hdr.tag.eq(p.tag), job_hdr.length.eq(p.len),
                         job_hdr.address.eq(p.dst), job_hdr.src_x.eq(me_x), job_hdr.src_y.eq(me_y),
                         rd_addr.eq(p.src), rd_left.eq(p.len), out_left.eq(p.len),
-                        rd_imem.eq(0),
                     ]
+                    m.d.comb += [rd_more_n.eq(p.len != 0), rd_imem_n.eq(0)]
                     # multicast SEND, once the core's send layout carries the rectangle
                     # (docs/noc.md, "Multicast from the core")
                     members = send_layout().members

@@ -94,8 +94,8 @@ class VectorUnit(wiring.Component):
 
         inp -> [S1: acc + bias, params] -> [A: chunk select] -> [B: chunk * mult]
             -> [C: sum = (sum << 17) + product] -> [D: rounding shift of the lane's product]
-            -> [D2: saturated to data_width + 2 bits] -> [E: + zero point] -> (clamp)
-            -> [lane register]
+            -> [D2: saturated to data_width + 2 bits] -> [E: + zero point]
+            -> [E2: the two clamp compares] -> (clamp select) -> [lane register]
             -> [output FIFO] -> out
 
     ``inp.ready`` depends on registered state only (a credit check: beats accepted and not
@@ -122,8 +122,8 @@ class VectorUnit(wiring.Component):
     MIN_INTERVAL : int
         Fewest cycles per beat: ``lanes`` (every lane fits in 18 bits).
     LATENCY : int
-        Most cycles from an ``inp`` transfer to ``out.valid`` (empty unit): ``INTERVAL + 8``;
-        in general the beat's passes + 8.
+        Most cycles from an ``inp`` transfer to ``out.valid`` (empty unit): ``INTERVAL + 9``;
+        in general the beat's passes + 9.
     FIFO_DEPTH : int
         Output FIFO entries (credits), enough for one beat every ``MIN_INTERVAL`` cycles.
 
@@ -147,8 +147,8 @@ class VectorUnit(wiring.Component):
         self.chunks = mult_chunks(acc_width)
         self.INTERVAL = lanes * self.chunks
         self.MIN_INTERVAL = lanes
-        self.LATENCY = self.INTERVAL + 8
-        self.FIFO_DEPTH = -(-(self.MIN_INTERVAL + 8) // self.MIN_INTERVAL) + 1
+        self.LATENCY = self.INTERVAL + 9
+        self.FIFO_DEPTH = -(-(self.MIN_INTERVAL + 9) // self.MIN_INTERVAL) + 1
         super().__init__({
             "inp": In(stream.Signature(vector_input_layout(lanes, acc_width, tag_width))),
             "params": In(vector_params_layout(data_width)),
@@ -294,12 +294,18 @@ class VectorUnit(wiring.Component):
         z = Signal(signed(sw + 1), name="z")
         mz = Signal(meta, name="meta_z")
         m.d.sync += [vz.eq(vs), mz.eq(ms), z.eq((ys + ms.off) >> 1)]
-        lo_c = Signal(signed(sw + 1), name="loc")
+        # E2: both clamp compares side by side into registers (in series they were the
+        # core's critical path), the selection in E3:
+        # clip(z, lo, hi) = hi if max(z, lo) > hi else max(z, lo).
+        vk = Signal(name="vk")
+        zk = Signal(signed(dw), name="zk")
+        mk = Signal(meta, name="meta_k")
+        k_lt, k_gt, k_lohi = Signal(name="k_lt"), Signal(name="k_gt"), Signal(name="k_lohi")
+        m.d.sync += [vk.eq(vz), mk.eq(mz), zk.eq(z[:dw]),
+                     k_lt.eq(z < mz.lo), k_gt.eq(z > mz.hi), k_lohi.eq(mz.lo > mz.hi)]
         lane_res = Signal(signed(dw), name="lane_res")
-        m.d.comb += [
-            lo_c.eq(Mux(z < mz.lo, mz.lo, z)),
-            lane_res.eq(Mux(lo_c > mz.hi, mz.hi, lo_c)[:dw].as_signed()),
-        ]
+        m.d.comb += lane_res.eq(Mux(k_lt, Mux(k_lohi, mk.hi, mk.lo), Mux(k_gt, mk.hi, zk)))
+        vz, mz = vk, mk
         res = Signal(out_layout, name="res")
         res_v = Signal(name="res_v")
         m.d.sync += res_v.eq(vz & mz.last_lane)

@@ -68,6 +68,13 @@ class ChipHost:
                 await self.write_word(core, H.Mem.SPM, a, w)
         for g, mask in enumerate(image.groups):
             await self.write(H.group_mask_addr(g), mask)
+        await self.fence(set(image.programs) | set(image.spm))
+
+    async def fence(self, cores):
+        """Wait until every window write to ``cores`` has landed: window writes are posted,
+        and a read of a core answers after the writes to it before it (docs/host.md)."""
+        for core in sorted(cores):
+            await self.read(H.window_addr(core, H.Mem.IMEM, 0))
 
     async def counters(self):
         out = []

@@ -235,13 +235,13 @@ def test_corner_products():
 @pytest.mark.parametrize("lanes,aw,small", [(4, 32, False), (4, 32, True), (1, 16, False),
                                              (3, 48, False), (3, 48, True)])
 def test_full_throughput_and_latency(lanes, aw, small):
-    """No stalls: beat n enters in cycle n * II and its result is valid II + 8 cycles later,
+    """No stalls: beat n enters in cycle n * II and its result is valid II + 9 cycles later,
     II = lanes x multiplier passes per lane: one pass when acc + bias fits in 18 bits signed
     (`small`), else one per 17-bit chunk (the top one signed, up to 18 bits): 2 for 32 bits,
     3 for 48."""
     N = 20
     chunks = 1 if small or aw <= 18 else {32: 2, 48: 3}[aw]
-    II, L = lanes * chunks, lanes * chunks + 8
+    II, L = lanes * chunks, lanes * chunks + 9
     rng = np.random.default_rng(13)
     dut = VectorUnit(lanes, acc_width=aw)
     assert (dut.INTERVAL, dut.MIN_INTERVAL) == (lanes * {16: 1, 32: 2, 48: 3}[aw], lanes)

@@ -127,9 +127,16 @@ class GemmEngine(wiring.Component):
         m.d.comb += self.busy.eq(issuing | tile_done_r | (rows_left != 0))
         # While idle the command registers follow `cmd` every cycle, so `start` itself only
         # sets `issuing` (a small fan-out behind the caller's start condition).
+        # `k_z`, `nj_z`, `mi_z`: the counters are zero, as flip-flops kept with them (so
+        # after `fire` only these flags decide, no zero test of a counter).
+        k_z, nj_z, mi_z = Signal(name="k_z"), Signal(name="nj_z"), Signal(name="mi_z")
+        k_m1_z, nt_m1_z = Signal(name="k_m1_z"), Signal(name="nt_m1_z")
         with m.If(~self.busy):
             m.d.sync += [cmd.eq(self.cmd), kleft.eq(k_in_m1), k_m1.eq(k_in_m1),
                          njleft.eq(nt_in_m1), nt_m1.eq(nt_in_m1), mileft.eq(mt_in_m1),
+                         k_z.eq(k_in_m1 == 0), k_m1_z.eq(k_in_m1 == 0),
+                         nj_z.eq(nt_in_m1 == 0), nt_m1_z.eq(nt_in_m1 == 0),
+                         mi_z.eq(mt_in_m1 == 0),
                          first.eq(1),
                          a_tile.eq(self.cmd.a_base), b_tile.eq(self.cmd.b_base),
                          a_ptr.eq(self.cmd.a_base), b_ptr.eq(self.cmd.b_base)]
@@ -180,7 +187,7 @@ class GemmEngine(wiring.Component):
         m.d.sync += [inflight.eq(fire), inflight2.eq(inflight),
                      cap_a1.eq(a_only), cap_a.eq(cap_a1),
                      hold1.eq(fire & a_done), use_hold.eq(hold1),
-                     first1.eq(first), last1.eq(kleft == 0),
+                     first1.eq(first), last1.eq(k_z),
                      first2.eq(first1), last2.eq(last1)]
         a_hold = Signal(self.word_width, name="a_hold")
         with m.If(cap_a):
@@ -193,20 +200,21 @@ class GemmEngine(wiring.Component):
         next_b = Signal.like(b_tile, name="next_b")
         m.d.comb += [next_a.eq(a_tile + cmd.k), next_b.eq(b_tile + cmd.k)]
         with m.If(fire):
-            with m.If(kleft == 0):
-                m.d.sync += [kleft.eq(k_m1), first.eq(1)]
-                with m.If(njleft == 0):
-                    m.d.sync += [njleft.eq(nt_m1), b_tile.eq(cmd.b_base),
+            with m.If(k_z):
+                m.d.sync += [kleft.eq(k_m1), k_z.eq(k_m1_z), first.eq(1)]
+                with m.If(nj_z):
+                    m.d.sync += [njleft.eq(nt_m1), nj_z.eq(nt_m1_z), b_tile.eq(cmd.b_base),
                                  b_ptr.eq(cmd.b_base)]
-                    with m.If(mileft == 0):
+                    with m.If(mi_z):
                         m.d.sync += issuing.eq(0)
                     with m.Else():
-                        m.d.sync += [mileft.eq(mileft - 1), a_tile.eq(next_a), a_ptr.eq(next_a)]
+                        m.d.sync += [mileft.eq(mileft - 1), mi_z.eq(mileft == 1),
+                                     a_tile.eq(next_a), a_ptr.eq(next_a)]
                 with m.Else():
-                    m.d.sync += [njleft.eq(njleft - 1), b_tile.eq(next_b), b_ptr.eq(next_b),
-                                 a_ptr.eq(a_tile)]
+                    m.d.sync += [njleft.eq(njleft - 1), nj_z.eq(njleft == 1),
+                                 b_tile.eq(next_b), b_ptr.eq(next_b), a_ptr.eq(a_tile)]
             with m.Else():
-                m.d.sync += [kleft.eq(kleft - 1), first.eq(0),
+                m.d.sync += [kleft.eq(kleft - 1), k_z.eq(kleft == 1), first.eq(0),
                              a_ptr.eq(a_ptr + 1), b_ptr.eq(b_ptr + 1)]
 
         # The words arrive from the scratchpad's output registers (through its bank
@@ -225,7 +233,7 @@ class GemmEngine(wiring.Component):
         ]
         wiring.connect(m, pe.out, wiring.flipped(self.out))
         tile_done = Signal(name="tile_done")
-        m.d.comb += tile_done.eq(fire & (kleft == 0))
+        m.d.comb += tile_done.eq(fire & k_z)
         m.d.sync += [tile_done_r.eq(tile_done),
                      rows_left.eq(rows_left + Mux(tile_done_r, R, 0)
                                   - (self.out.valid & self.out.ready))]

@@ -331,8 +331,7 @@ class HostInterface(wiring.Component):
 
         # ---------------------------------------------------------------- AXI holding registers
         aw_full, w_full, ar_full = Signal(), Signal(), Signal()
-        aw_addr, w_data, w_strb = Signal(32), Signal(32), Signal(4)
-        ar_addr = Signal(32)
+        w_data, w_strb = Signal(32), Signal(4)
         bvalid, bresp = Signal(), Signal(2)
         rvalid, rresp, rdata = Signal(), Signal(2), Signal(32)
         m.d.comb += [
@@ -343,11 +342,11 @@ class HostInterface(wiring.Component):
             self.s_axil_rdata.eq(rdata),
         ]
         with m.If(self.s_axil_awvalid & ~aw_full):
-            m.d.sync += [aw_addr.eq(self.s_axil_awaddr), aw_full.eq(1)]
+            m.d.sync += aw_full.eq(1)
         with m.If(self.s_axil_wvalid & ~w_full):
             m.d.sync += [w_data.eq(self.s_axil_wdata), w_strb.eq(self.s_axil_wstrb), w_full.eq(1)]
         with m.If(self.s_axil_arvalid & ~ar_full):
-            m.d.sync += [ar_addr.eq(self.s_axil_araddr), ar_full.eq(1)]
+            m.d.sync += ar_full.eq(1)
         with m.If(bvalid & self.s_axil_bready):
             m.d.sync += bvalid.eq(0)
         with m.If(rvalid & self.s_axil_rready):
@@ -430,8 +429,20 @@ class HostInterface(wiring.Component):
             d["wcore"], d["wmem"], d["wword"] = wcore, wmem, wword
             return d
 
-        ra = decode(ar_addr)
-        wa = decode(aw_addr)
+        def decoded(addr, capture, prefix):
+            """The decode of an address input, registered when the holding register takes
+            it (so the sequencer works from flip-flops, not from a 32-bit address through
+            the decode and the read multiplexer)."""
+            out = {}
+            for k, v in decode(addr).items():
+                r = Signal(len(v), name=f"{prefix}_{k}")
+                with m.If(capture):
+                    m.d.sync += r.eq(v)
+                out[k] = r
+            return out
+
+        ra = decoded(self.s_axil_araddr, self.s_axil_arvalid & ~ar_full, "ra")
+        wa = decoded(self.s_axil_awaddr, self.s_axil_awvalid & ~aw_full, "wa")
 
         # Read mux for register reads.
         rd_ok = Signal()

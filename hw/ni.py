@@ -86,7 +86,11 @@ class NetworkInterface(wiring.Component):
         inp = self.req_in
         rx_v = Signal(name="in_rx_v")
         rx = Signal.like(inp.payload, name="in_rx")
-        m.d.sync += [rx_v.eq(inp.valid & inp.ready), rx.eq(inp.payload)]
+        rx_read = Signal(name="in_rx_read")       # `rx` could be a READ_REQ / IMEM_READ head
+        in_type = data.View(hdr_l, inp.payload.data[:hdr_l.size]).type
+        m.d.sync += [rx_v.eq(inp.valid & inp.ready), rx.eq(inp.payload),
+                     rx_read.eq((in_type == PacketType.READ_REQ)
+                                | (in_type == PacketType.IMEM_READ))]
         head = Signal(hdr_l, name="in_hdr")
         m.d.comb += head.eq(rx.data[:hdr_l.size])
         cur = Signal(hdr_l, name="in_cur")        # header of the packet being received
@@ -99,7 +103,7 @@ class NetworkInterface(wiring.Component):
         rd_taken = Signal(name="rd_taken")         # egress starts the response this cycle
         new_read = Signal(name="in_new_read")
         in_head = Signal(name="in_head")           # the ingress is in HEAD
-        is_read = (head.type == PacketType.READ_REQ) | (head.type == PacketType.IMEM_READ)
+        is_read = rx_read
         m.d.comb += [
             inp.ready.eq(~rd_pending2 & ~(rd_pending & rx_v & in_head & is_read)),
             self.spm_wr.addr.eq(wptr), self.spm_wr.data.eq(rx.data[:self.cfg.word_width]),

@@ -123,21 +123,27 @@ class Core(wiring.Component):
     instruction-memory read) + 1 execute cycle, plus:
     NOP, HALT: nothing (2 cycles). SETQ, LOOP (taken or not): 1 check cycle (3 cycles).
     DELAY n: n (2 + n).
-    GEMM: about ``mt*nt*max(k, R) + 13`` (a check cycle, the scratchpad's 2-cycle read and
-    the accumulator registers; 1x1 tile k=16: 31 in all; 2x2 tiles k=16: 79; a tile takes
-    ``R + C + 4`` cycles when ``k`` is smaller), the same for ``acc=0`` and
-    ``acc=1`` (the accumulator read-modify-write is pipelined, one row a cycle, no stall:
-    consecutive rows of one GEMM never hit the same accumulator row).
-    REQUANT: ``rows * max(P, 4) + 15`` where ``P`` is the vector unit's passes per row: C lanes
+    GEMM: ``mt*nt*k + 22`` when A and B are in different banks and ``k >= R + C + 4`` (two
+    check cycles, the scratchpad's 2-cycle read, the systolic array's ``C + 5`` cycles to the
+    first result row, the accumulator registers; 1x1 tile k=16: 38 in all, 2x2 tiles k=16:
+    86, 2x2 tiles k=64: 278); a tile takes ``R + C + 4`` cycles when ``k`` is smaller (1x1
+    k=4: 26). A and B in one bank share its read port: half the rate (2x2 k=16: 150). The
+    same for ``acc=0`` and ``acc=1`` (the accumulator read-modify-write is pipelined, one
+    row a cycle, no stall: consecutive rows of one GEMM never hit the same accumulator row).
+    REQUANT: ``rows * max(P, 4) + 17`` where ``P`` is the vector unit's passes per row: C lanes
     x 1 multiplier pass when ``acc + bias`` fits in 18 bits signed, x 2 otherwise (32-bit
     accumulators): 4 to 8 on the tiny preset (rows=1: 21 in all, rows=16: 81 with small
     values); one time-multiplexed multiplier per core; 4 is the row issue (one row between the
-    reads and the vector unit, 3 cycles of bias read into `rq_in`, then the take). Bias reads lose cycles only when the
-    bias bank is taken by a higher-priority port.
+    reads and the vector unit, 3 cycles of bias read into `rq_in`, then the take). The bias
+    read has the scratchpad port that the GEMM engine's A reads use (never at the same time)
+    below the external read port, which is always granted: an external read of the bias bank
+    costs REQUANT that cycle.
     SEND: 1 check cycle, then until ``send.ready`` and ``send_done`` (done in the transfer
     cycle is accepted).
-    WAIT: until the cycle after the counter reaches ``count`` (the subtraction happens in that
-    completing cycle).
+    WAIT: 5 cycles when the counter already holds ``count`` (the counter read and the compare
+    are registered); a waiting WAIT completes 6 cycles after the ``tag_inc`` that satisfies
+    it (the increment is registered, then read-modify-written; the subtraction of ``count``
+    happens in the completing cycle).
     SYNC: until ``sync_release``.
 
     Ports

@@ -221,8 +221,9 @@ class HostInterface(wiring.Component):
     are high while the holding register is empty, and depend only on registers. One write and
     one read are outstanding at most; a single sequencer serves them one at a time, alternating
     when both are pending. ``bvalid``/``rvalid`` are held until ``bready``/``rready``.
-    ``awprot``/``arprot`` are ignored. Register accesses answer 1 cycle after the sequencer
-    takes them (B/R valid 2 cycles after the last of AW/W or AR is accepted).
+    ``awprot``/``arprot`` are ignored. A register write answers 1 cycle after the sequencer
+    takes it (B valid 2 cycles after the last of AW/W is accepted), a register read 2 cycles
+    (R valid 3 cycles after AR is accepted: the read multiplexer is registered).
 
     **Memory window.** A write sends one ``WRITE`` (scratchpad) or ``IMEM_WRITE`` (instruction
     memory) packet of one word (head + 1 body flit, ``src_host = 1``, ``tag = 0``) to core
@@ -535,7 +536,15 @@ class HostInterface(wiring.Component):
         prefer_read = Signal()
         rd_pending = Signal()
         wr_pending = Signal()
-        m.d.comb += [rd_pending.eq(ar_full & ~rvalid),
+        # A register read answers from `rd_val_r`, the read multiplexer registered: its address
+        # decode was taken with the address, so the answer waits one cycle more (`ar_full_d`),
+        # and one more after the sequencer served a write (`w_turn`), so a read after a write
+        # sees the write's effect.
+        ar_full_d, w_turn = Signal(), Signal()
+        rd_ok_r, rd_val_r, cycles_hi_r = Signal(), Signal(32), Signal(32)
+        m.d.sync += [ar_full_d.eq(ar_full & ~w_turn), rd_ok_r.eq(rd_ok), rd_val_r.eq(rd_val),
+                     cycles_hi_r.eq(cycles[32:])]
+        m.d.comb += [rd_pending.eq(ar_full & ar_full_d & ~rvalid),
                      wr_pending.eq(aw_full & w_full & ~bvalid)]
 
         with m.FSM(name="seq"):
@@ -550,10 +559,10 @@ class HostInterface(wiring.Component):
                                      p_tag.eq(rd_tag + 1), rd_tag.eq(rd_tag + 1),
                                      p_addr.eq(ra["wword"])]
                         m.next = "RD_HEAD"
-                    with m.Elif(rd_ok):
-                        respond_r(int(Resp.OKAY), rd_val)
+                    with m.Elif(rd_ok_r):
+                        respond_r(int(Resp.OKAY), rd_val_r)
                         with m.If(ra["low"] & (ra["woff"] == Reg.CYCLES_LO >> 2)):
-                            m.d.sync += cycles_hi_snap.eq(cycles[32:])
+                            m.d.sync += cycles_hi_snap.eq(cycles_hi_r)
                         if N > 32:
                             with m.If(ra["is_gmask"]):
                                 sel = Array(shadow)[ra["gidx"]]
@@ -561,6 +570,7 @@ class HostInterface(wiring.Component):
                     with m.Else():
                         respond_r(int(Resp.SLVERR))
                 with m.Elif(wr_pending):
+                    m.d.comb += w_turn.eq(1)
                     m.d.sync += prefer_read.eq(1)
                     full = w_strb == 0b1111
                     with m.If(~full):

@@ -78,8 +78,8 @@ class NetworkInterface(wiring.Component):
 
         # ---------------- ingress ----------------
         # Every flit from the router is registered first (`rx`) and handled from there, and
-        # `req_in.ready` depends on flip-flops only, so no path runs from the router's output
-        # through this interface back into the router. Body words go from `rx` to the core
+        # `req_in.ready` is a flip-flop (computed from the next state), so no path runs from
+        # this interface's state through its logic into the router's switch allocation. Body words go from `rx` to the core
         # (which always accepts external writes); up to two READ_REQ / IMEM_READ headers are
         # latched, and the ingress waits only when a third could arrive (the host has at most
         # one read outstanding, so in practice it never waits).
@@ -102,17 +102,21 @@ class NetworkInterface(wiring.Component):
         rd_hdr2 = Signal(hdr_l, name="rd_hdr2")
         rd_taken = Signal(name="rd_taken")         # egress starts the response this cycle
         new_read = Signal(name="in_new_read")
-        in_head = Signal(name="in_head")           # the ingress is in HEAD
         is_read = rx_read
+        # Stall while both read slots are full, or while one is and `rx` may hold a read
+        # header (a body word that looks like one costs a cycle, only with a read pending).
+        ready = Signal(init=1, name="in_ready")
+        pend_n, pend2_n = Signal(name="rd_pending_n"), Signal(name="rd_pending2_n")
+        m.d.sync += ready.eq(~pend2_n & ~(pend_n & inp.valid & inp.ready & (
+            (in_type == PacketType.READ_REQ) | (in_type == PacketType.IMEM_READ))))
         m.d.comb += [
-            inp.ready.eq(~rd_pending2 & ~(rd_pending & rx_v & in_head & is_read)),
+            inp.ready.eq(ready),
             self.spm_wr.addr.eq(wptr), self.spm_wr.data.eq(rx.data[:self.cfg.word_width]),
             self.imem_wr.addr.eq(wptr), self.imem_wr.data.eq(rx.data),
             self.tag_inc.tag.eq(cur.tag),
         ]
         with m.FSM(name="ingress"):
             with m.State("HEAD"):
-                m.d.comb += in_head.eq(1)
                 with m.If(rx_v):
                     m.d.sync += [cur.eq(head), wptr.eq(head.address)]
                     with m.If(is_read):
@@ -139,13 +143,18 @@ class NetworkInterface(wiring.Component):
                 with m.If(rx_v & rx.last):
                     m.next = "HEAD"
         # The read latch: two slots, the egress takes the first.
+        m.d.comb += [pend_n.eq(rd_pending), pend2_n.eq(rd_pending2)]
+        m.d.sync += [rd_pending.eq(pend_n), rd_pending2.eq(pend2_n)]
         with m.If(new_read):
             with m.If(rd_pending & ~rd_taken):
-                m.d.sync += [rd_pending2.eq(1), rd_hdr2.eq(head)]
+                m.d.comb += pend2_n.eq(1)
+                m.d.sync += rd_hdr2.eq(head)
             with m.Else():
-                m.d.sync += [rd_pending.eq(1), rd_hdr.eq(head)]
+                m.d.comb += pend_n.eq(1)
+                m.d.sync += rd_hdr.eq(head)
         with m.Elif(rd_taken):
-            m.d.sync += [rd_pending.eq(rd_pending2), rd_hdr.eq(rd_hdr2), rd_pending2.eq(0)]
+            m.d.comb += [pend_n.eq(rd_pending2), pend2_n.eq(0)]
+            m.d.sync += rd_hdr.eq(rd_hdr2)
 
         # ---------------- egress ----------------
         job_hdr = Signal(hdr_l, name="eg_hdr")

@@ -332,6 +332,41 @@ def test_registers_and_axi_orderings():
     assert noc.packets == [], "a refused access sent a packet"
 
 
+def test_register_latency():
+    """docs/host.md: a register write answers 2 cycles after its AW/W handshake, a register
+    read 3 cycles after its AR handshake."""
+    dut = HostInterface(TINY)
+    d = dut
+
+    async def handshake_then_wait(ctx, valids, ready, resp_valid):
+        for v in valids:
+            ctx.set(v, 1)
+        while not (await ctx.tick().sample(ready))[2]:
+            pass
+        for v in valids:
+            ctx.set(v, 0)
+        k = 1
+        while not (await ctx.tick().sample(resp_valid))[2]:
+            k += 1
+        await ctx.tick()
+        return k
+
+    async def main(ctx):
+        ctx.set(d.s_axil_bready, 1)
+        ctx.set(d.s_axil_rready, 1)
+        ctx.set(d.s_axil_awaddr, Reg.DATA2)
+        ctx.set(d.s_axil_wdata, 0xC0FFEE)
+        ctx.set(d.s_axil_wstrb, 0xF)
+        assert await handshake_then_wait(ctx, (d.s_axil_awvalid, d.s_axil_wvalid),
+                                         d.s_axil_awready, d.s_axil_bvalid) == 2
+        ctx.set(d.s_axil_araddr, Reg.DATA2)
+        assert await handshake_then_wait(ctx, (d.s_axil_arvalid,), d.s_axil_arready,
+                                         d.s_axil_rvalid) == 3
+        assert ctx.get(d.s_axil_rdata) == 0xC0FFEE
+
+    run(dut, main)
+
+
 def test_concurrent_read_and_write():
     """AR, AW and W presented in the same cycle; both complete; repeated with random delays."""
     dut = HostInterface(TINY)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["SynthError", "ToolMissing", "TARGETS", "BLOCKS", "Target", "block_verilog",
-           "harness_verilog", "find_tool", "tool_version", "yosys_script", "parse_yosys_stat",
+           "global_reset", "harness_verilog", "find_tool", "tool_version", "yosys_script", "parse_yosys_stat",
            "parse_nextpnr_report", "synth", "format_result", "register", "main"]
 
 HARNESS = "hasp_synth_harness"
@@ -224,9 +224,23 @@ def block_verilog(block: str, cfg, out_dir, family: str | None = None
     return vpath, name, port_list(component)
 
 
-def harness_verilog(module: str, ports: list[dict], out_dir) -> Path:
+def global_reset(m, rst, family: str | None, name: str = "rst"):
+    """``rst`` through a global buffer on ECP5 (a ``DCCA``): nextpnr-ecp5 promotes only clocks
+    to the global network, and a synchronous reset of ~12k flip-flops on fabric routing is a
+    congestion hot spot around its driver (the tiny chip did not route with it). Other
+    families: ``rst`` itself (nextpnr-ice40 promotes resets on its own)."""
+    if family != "ecp5":
+        return rst
+    from amaranth import Instance, Signal
+    g = Signal(name=f"{name}_g")
+    m.submodules[f"{name}_gbuf"] = Instance("DCCA", i_CLKI=rst, i_CE=1, o_CLKO=g)
+    return g
+
+
+def harness_verilog(module: str, ports: list[dict], out_dir, family: str | None = None) -> Path:
     """Write ``hasp_synth_harness.v``: the shift-register harness around ``module``
-    (see the module docstring)."""
+    (see the module docstring); for ``family`` "ecp5" the reset is on a global buffer
+    (:func:`global_reset`)."""
     from amaranth import (Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module,
                           ResetSignal, Signal)
     from amaranth.back import verilog
@@ -251,7 +265,7 @@ def harness_verilog(module: str, ports: list[dict], out_dir) -> Path:
             m.d.comb += ClockSignal("h").eq(ClockSignal("sync"))
             si_r, cap_r = Signal(name="si_r"), Signal(name="cap_r")
             m.d.h += [si_r.eq(self.si), cap_r.eq(self.cap)]
-            kwargs = {"i_clk": ClockSignal("sync"), "i_rst": r2}
+            kwargs = {"i_clk": ClockSignal("sync"), "i_rst": global_reset(m, r2, family)}
             if n_in:
                 chain = Signal(n_in, name="in_chain")
                 m.d.h += chain.eq(Cat(si_r, chain[:-1]))
@@ -468,7 +482,7 @@ def synth(cfg, block: str, target: str, out_dir=None, *, pnr: bool = True,
     out_dir.mkdir(parents=True, exist_ok=True)
 
     vpath, module, ports = block_verilog(block, cfg, out_dir, tgt.family)
-    hpath = harness_verilog(module, ports, out_dir)
+    hpath = harness_verilog(module, ports, out_dir, tgt.family)
     netlist, stat = out_dir / "netlist.json", out_dir / "stat.json"
     script = out_dir / "synth.ys"
     script.write_text(yosys_script(tgt.family, vpath, hpath, module, netlist, stat))

@@ -283,11 +283,18 @@ class BoardTop(Elaboratable):
             rst = rst_any
         else:
             m.d.comb += cd.clk.eq(self.clk)
-        m.submodules.rst_sync = ResetSynchronizer(rst, domain="sync")
+        # The synchronised reset reaches the chip's ~12k flip-flops through a global buffer on
+        # ECP5 (`global_reset`): the synchroniser runs in its own domain `rsync` on the same
+        # clock, and its output drives the chip domain's reset.
+        from hasp.synth import TARGETS, global_reset, pe_multiplier
+        family = TARGETS[self.board.target].family
+        m.domains.rsync = rcd = ClockDomain("rsync", local=True)
+        m.d.comb += rcd.clk.eq(cd.clk)
+        m.submodules.rst_sync = ResetSynchronizer(rst, domain="rsync")
+        m.d.comb += cd.rst.eq(global_reset(m, rcd.rst, family, name="chip_rst"))
 
-        from hasp.synth import TARGETS, pe_multiplier
         m.submodules.chip = chip = Chip(
-            self.cfg, multiplier=pe_multiplier(TARGETS[self.board.target].family))
+            self.cfg, multiplier=pe_multiplier(family))
         m.submodules.bridge = bridge = UartAxiBridge(self.divisor)
         m.d.comb += [bridge.rx.eq(self.uart_rx), self.uart_tx.eq(bridge.tx)]
         for name, member in chip.signature.members.items():

@@ -131,15 +131,6 @@ class GemmEngine(wiring.Component):
         # after `fire` only these flags decide, no zero test of a counter).
         k_z, nj_z, mi_z = Signal(name="k_z"), Signal(name="nj_z"), Signal(name="mi_z")
         k_m1_z, nt_m1_z = Signal(name="k_m1_z"), Signal(name="nt_m1_z")
-        with m.If(~self.busy):
-            m.d.sync += [cmd.eq(self.cmd), kleft.eq(k_in_m1), k_m1.eq(k_in_m1),
-                         njleft.eq(nt_in_m1), nt_m1.eq(nt_in_m1), mileft.eq(mt_in_m1),
-                         k_z.eq(k_in_m1 == 0), k_m1_z.eq(k_in_m1 == 0),
-                         nj_z.eq(nt_in_m1 == 0), nt_m1_z.eq(nt_in_m1 == 0),
-                         mi_z.eq(mt_in_m1 == 0),
-                         first.eq(1),
-                         a_tile.eq(self.cmd.a_base), b_tile.eq(self.cmd.b_base),
-                         a_ptr.eq(self.cmd.a_base), b_ptr.eq(self.cmd.b_base)]
         with m.If(self.start & ~self.busy):
             empty = (self.cmd.k == 0) | (self.cmd.m_tiles == 0) | (self.cmd.n_tiles == 0)
             m.d.sync += issuing.eq(~empty)
@@ -196,26 +187,48 @@ class GemmEngine(wiring.Component):
             m.d.sync += a_done.eq(0)
         with m.Elif(a_only):
             m.d.sync += a_done.eq(1)
+        # The loop counters' next values after a read pair, from registers only: `fire` is
+        # then just the flip-flops' enable (one LUT level after it, not the loop-end selects
+        # and the address adders behind it).
         next_a = Signal.like(a_tile, name="next_a")
         next_b = Signal.like(b_tile, name="next_b")
         m.d.comb += [next_a.eq(a_tile + cmd.k), next_b.eq(b_tile + cmd.k)]
-        with m.If(fire):
-            with m.If(k_z):
-                m.d.sync += [kleft.eq(k_m1), k_z.eq(k_m1_z), first.eq(1)]
-                with m.If(nj_z):
-                    m.d.sync += [njleft.eq(nt_m1), nj_z.eq(nt_m1_z), b_tile.eq(cmd.b_base),
-                                 b_ptr.eq(cmd.b_base)]
-                    with m.If(mi_z):
-                        m.d.sync += issuing.eq(0)
-                    with m.Else():
-                        m.d.sync += [mileft.eq(mileft - 1), mi_z.eq(mileft == 1),
-                                     a_tile.eq(next_a), a_ptr.eq(next_a)]
-                with m.Else():
-                    m.d.sync += [njleft.eq(njleft - 1), nj_z.eq(njleft == 1),
-                                 b_tile.eq(next_b), b_ptr.eq(next_b), a_ptr.eq(a_tile)]
-            with m.Else():
-                m.d.sync += [kleft.eq(kleft - 1), k_z.eq(kleft == 1), first.eq(0),
-                             a_ptr.eq(a_ptr + 1), b_ptr.eq(b_ptr + 1)]
+        new_b = Signal(name="new_b")            # the beat ends a tile: next B tile
+        new_a = Signal(name="new_a")            # ... and the last B tile: next A tile
+        m.d.comb += [new_b.eq(k_z), new_a.eq(k_z & nj_z & ~mi_z)]
+        kleft_n, k_z_n = Signal.like(kleft, name="kleft_n"), Signal(name="k_z_n")
+        njleft_n, nj_z_n = Signal.like(njleft, name="njleft_n"), Signal(name="nj_z_n")
+        mileft_n, mi_z_n = Signal.like(mileft, name="mileft_n"), Signal(name="mi_z_n")
+        a_tile_n, a_ptr_n = Signal.like(a_tile, name="a_tile_n"), Signal.like(a_ptr, name="a_ptr_n")
+        b_tile_n, b_ptr_n = Signal.like(b_tile, name="b_tile_n"), Signal.like(b_ptr, name="b_ptr_n")
+        m.d.comb += [
+            kleft_n.eq(Mux(k_z, k_m1, kleft - 1)), k_z_n.eq(Mux(k_z, k_m1_z, kleft == 1)),
+            njleft_n.eq(Mux(new_b, Mux(nj_z, nt_m1, njleft - 1), njleft)),
+            nj_z_n.eq(Mux(new_b, Mux(nj_z, nt_m1_z, njleft == 1), nj_z)),
+            mileft_n.eq(Mux(new_a, mileft - 1, mileft)),
+            mi_z_n.eq(Mux(new_a, mileft == 1, mi_z)),
+            a_tile_n.eq(Mux(new_a, next_a, a_tile)),
+            b_tile_n.eq(Mux(new_b, Mux(nj_z, cmd.b_base, next_b), b_tile)),
+            a_ptr_n.eq(Mux(k_z, Mux(nj_z, Mux(mi_z, a_ptr, next_a), a_tile), a_ptr + 1)),
+            b_ptr_n.eq(Mux(k_z, Mux(nj_z, cmd.b_base, next_b), b_ptr + 1)),
+        ]
+        with m.If(~self.busy):
+            m.d.sync += [cmd.eq(self.cmd), kleft.eq(k_in_m1), k_m1.eq(k_in_m1),
+                         njleft.eq(nt_in_m1), nt_m1.eq(nt_in_m1), mileft.eq(mt_in_m1),
+                         k_z.eq(k_in_m1 == 0), k_m1_z.eq(k_in_m1 == 0),
+                         nj_z.eq(nt_in_m1 == 0), nt_m1_z.eq(nt_in_m1 == 0),
+                         mi_z.eq(mt_in_m1 == 0),
+                         first.eq(1),
+                         a_tile.eq(self.cmd.a_base), b_tile.eq(self.cmd.b_base),
+                         a_ptr.eq(self.cmd.a_base), b_ptr.eq(self.cmd.b_base)]
+        with m.Elif(fire):
+            m.d.sync += [kleft.eq(kleft_n), k_z.eq(k_z_n), first.eq(k_z),
+                         njleft.eq(njleft_n), nj_z.eq(nj_z_n),
+                         mileft.eq(mileft_n), mi_z.eq(mi_z_n),
+                         a_tile.eq(a_tile_n), a_ptr.eq(a_ptr_n),
+                         b_tile.eq(b_tile_n), b_ptr.eq(b_ptr_n)]
+            with m.If(k_z & nj_z & mi_z):
+                m.d.sync += issuing.eq(0)
 
         # The words arrive from the scratchpad's output registers (through its bank
         # multiplexer) and go straight into the FIFO.

@@ -4,6 +4,7 @@ Default run: argument validation, report parsing, harness generation, one small 
 simulation of the UART-to-AXI-Lite bridge (well under a minute). Place and route is ``long``.
 """
 import json
+import re
 import subprocess
 import sys
 
@@ -145,6 +146,23 @@ def test_harness_wraps_every_port(tmp_path):
     header = h[h.index(f"module {S.HARNESS}("):].split(";", 1)[0]
     assert sorted(x.strip() for x in header.split("(", 1)[1].rstrip(")").split(",")) == \
         ["cap", "clk", "rst", "si", "so"]
+
+
+def test_ecp5_reset_on_a_global_buffer(tmp_path):
+    """On ECP5 the block's reset comes from a DCCA fed by the harness' reset register (the
+    fabric-routed reset did not route on the tiny chip); on iCE40 it stays a plain net."""
+    cfg = preset("tiny")
+    _, module, ports = S.block_verilog("router", cfg, tmp_path)
+    (tmp_path / "h5").mkdir()
+    h = S.harness_verilog(module, ports, tmp_path / "h5", "ecp5").read_text()
+    buf = re.search(r"DCCA (\w+) \((.*?)\);", h, re.S)
+    assert buf, "no DCCA in the ECP5 harness"
+    assert ".CLKI(rst_s2)" in buf.group(2)
+    out = re.search(r"\.CLKO\((\w+)\)", buf.group(2)).group(1)
+    assert f".rst({out})" in h
+    (tmp_path / "h40").mkdir()
+    h40 = S.harness_verilog(module, ports, tmp_path / "h40", "ice40").read_text()
+    assert "DCCA" not in h40 and ".rst(rst_s2)" in h40
 
 
 def test_gen_tops_reuse_hw_gen(tmp_path):
@@ -293,6 +311,7 @@ def test_board_verilog_has_the_constrained_pins(tmp_path):
     ports = {x.strip() for x in head.split("(", 1)[1].rstrip(")").split(",")}
     assert ports == {"clk", "rst_btn", "uart_rx", "uart_tx", "led"}
     assert "output [7:0] led" in v
+    assert re.search(r"DCCA \w+ \(", v), "the ECP5 board's chip reset is not on a DCCA"
     for name, board in BOARDS.items():
         cons = (repo / "constraints" / board.constraints).read_text()
         for pin in ["clk", "rst_btn", "uart_rx", "uart_tx"] + \

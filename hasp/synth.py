@@ -150,9 +150,10 @@ def _gsu(cfg):
 
 
 def pe_multiplier(family):
-    """The PE multiplier for a target family: on ECP5 a MULT18X18D instance with its own
-    input/output registers (Yosys' inferred DSP leaves them unused and the multiplier
-    combinational: ~125 MHz at best); elsewhere the behavioural one (what the simulators run)."""
+    """The multipliers (PE and vector unit) for a target family: on ECP5 MULT18X18D instances
+    with their own input/output registers (Yosys' inferred DSP leaves them unused and the
+    multiplier combinational: ~125 MHz at best); elsewhere the behavioural one (what the
+    simulators run)."""
     return "ecp5" if family == "ecp5" else "generic"
 
 
@@ -179,7 +180,7 @@ def _chip(cfg, family=None):
 
 _LOCAL_TOPS = {"pe": _pe, "pe_array": _pe_array, "router": _router, "gsu": _gsu,
                "core": _core, "chip": _chip}
-#: local tops whose RTL depends on the target family (the PE multiplier)
+#: local tops whose RTL depends on the target family (the multipliers)
 _FAMILY_TOPS = ("pe", "pe_array", "core", "chip")
 
 

@@ -90,8 +90,9 @@ class Core(wiring.Component):
         Number of tag counters (``TAG_COUNTER_BITS`` each, saturating). Default ``isa.TAGS``
         (what the functional model assumes), at most ``1 << isa.TAG_BITS``.
     multiplier : str, optional
-        The PE array's multiplier (:data:`hasp.hw.pe_array.MULTIPLIERS`): ``"generic"``
-        (default, what every simulator runs) or ``"ecp5"`` (``hasp synth`` on ECP5 targets).
+        The PE array's and vector unit's multipliers (:data:`hasp.hw.pe_array.MULTIPLIERS`):
+        ``"generic"`` (default, what every simulator runs) or ``"ecp5"`` (``hasp synth`` on
+        ECP5 targets).
 
     Semantics not fixed by the ISA text
     -----------------------------------
@@ -207,7 +208,8 @@ class Core(wiring.Component):
         self.engine = GemmEngine(pe.rows, pe.cols, pe.data_width, pe.acc_width, aw,
                                  bank_offset=self.spm.offset_bits,
                                  multiplier=multiplier)
-        self.vector = VectorUnit(pe.cols, pe.acc_width, pe.data_width, tag_width=aw)
+        self.vector = VectorUnit(pe.cols, pe.acc_width, pe.data_width, tag_width=aw,
+                                  multiplier=multiplier)
         #: Accumulator memory: row ``i`` holds ``pe.cols`` signed ``acc_width``-bit lanes,
         #: lane ``j`` at bits ``[j*acc_width, (j+1)*acc_width)``.
         self.accmem = memory.Memory(shape=pe.cols * pe.acc_width, depth=acc_depth, init=[],

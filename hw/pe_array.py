@@ -5,21 +5,52 @@ from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["PE", "PEArray", "pe_input_layout", "pe_output_layout", "COUNTER_WIDTH",
-           "MULTIPLIERS"]
+           "MULTIPLIERS", "mult18x18d"]
 
 COUNTER_WIDTH = 48
 
-#: How a PE builds its multiplier. ``"generic"``: behavioural ``a_r * b_r`` into a product
-#: register (simulators; synthesis infers a DSP, but Yosys' ECP5 flow leaves the DSP's own
+#: How a PE (and the vector unit) builds its multiplier. ``"generic"``: behavioural
+#: ``a_r * b_r`` into a product register (simulators; synthesis infers a DSP, but Yosys' ECP5 flow leaves the DSP's own
 #: registers unused, so the multiplier sits combinationally between two fabric registers).
-#: ``"ecp5"``: a ``MULT18X18D`` instance with its input and output registers enabled, the same
-#: cycle timing (for ECP5 synthesis only: simulators have no model of it).
+#: ``"ecp5"``: a ``MULT18X18D`` instance with its input and output registers enabled
+#: (:func:`mult18x18d`), the same cycle timing (for ECP5 synthesis only: simulators have no
+#: model of it).
 MULTIPLIERS = ("generic", "ecp5")
 
 
-def _check_multiplier(multiplier):
+def check_multiplier(multiplier):
     if multiplier not in MULTIPLIERS:
         raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
+
+
+def mult18x18d(m, a, b, name="dsp"):
+    """An ECP5 ``MULT18X18D`` in ``m`` as a registered signed multiplier: its A/B input
+    registers sample ``a`` and ``b`` (sign-extended to 18 bits) every cycle and its output
+    register holds the product, all on CLK0, always enabled, never reset; returns the 36-bit
+    registered product, two cycles after the operands, the same timing as registered
+    operands into a registered ``*``. The registers are inside the DSP block, so the
+    multiplier's 4 ns are not on a fabric path and nothing outside the block has to be
+    placed next to it."""
+    a18 = Signal(signed(18), name=f"{name}_a")
+    b18 = Signal(signed(18), name=f"{name}_b")
+    p = Signal(36, name=f"{name}_p")
+    m.d.comb += [a18.eq(a), b18.eq(b)]
+    ports = {f"i_A{k}": a18[k] for k in range(18)}
+    ports.update({f"i_B{k}": b18[k] for k in range(18)})
+    ports.update({f"i_C{k}": Const(0) for k in range(18)})
+    ports.update({f"o_P{k}": p[k] for k in range(36)})
+    regs = {}
+    for r in ("INPUTA", "INPUTB", "OUTPUT"):
+        regs.update({f"p_REG_{r}_CLK": "CLK0", f"p_REG_{r}_CE": "CE0",
+                     f"p_REG_{r}_RST": "RST0"})
+    for r in ("INPUTC", "PIPELINE"):
+        regs[f"p_REG_{r}_CLK"] = "NONE"
+    m.submodules[name] = Instance(
+        "MULT18X18D", **regs, p_GSR="DISABLED", p_RESETMODE="SYNC",
+        p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE", p_SOURCEB_MODE="B_INPUT",
+        i_SIGNEDA=Const(1), i_SIGNEDB=Const(1), i_SOURCEA=Const(0), i_SOURCEB=Const(0),
+        i_CLK0=ClockSignal(), i_CE0=Const(1), i_RST0=Const(0), **ports)
+    return p
 
 
 def _check_dims(rows, cols, data_width, acc_width):
@@ -100,7 +131,7 @@ class PE(wiring.Component):
 
     def __init__(self, data_width=8, acc_width=32, *, multiplier="generic"):
         _check_dims(1, 1, data_width, acc_width)
-        _check_multiplier(multiplier)
+        check_multiplier(multiplier)
         self.data_width, self.acc_width = data_width, acc_width
         self.multiplier = multiplier
         super().__init__({
@@ -137,7 +168,7 @@ class PE(wiring.Component):
         if self.multiplier == "generic":
             m.d.sync += p_r.eq(a_r * b_r)
         else:
-            p_r = self._mult18x18d(m)
+            p_r = mult18x18d(m, self.a, self.b)[:2 * dw].as_signed()
         m.d.sync += p2.eq(p_r)
         m.d.comb += [first.eq(f3), last.eq(l3)]
         m.d.comb += acc_next.eq((Mux(first, 0, acc) + p2)[:aw].as_signed())
@@ -147,31 +178,6 @@ class PE(wiring.Component):
         m.d.comb += [self.a_out.eq(a_r), self.b_out.eq(b_r), self.ef_out.eq(ef1),
                      self.el_out.eq(el1), self.res.eq(res)]
         return m
-
-    def _mult18x18d(self, m):
-        """ECP5 MULT18X18D: A/B input registers and the output register on CLK0 (always
-        enabled, never reset), signed 18-bit operands; returns its registered product."""
-        dw = self.data_width
-        p = Signal(36, name="dsp_p")
-        a18 = Signal(signed(18), name="dsp_a")
-        b18 = Signal(signed(18), name="dsp_b")
-        m.d.comb += [a18.eq(self.a), b18.eq(self.b)]         # sign-extended
-        ports = {f"i_A{k}": a18[k] for k in range(18)}
-        ports.update({f"i_B{k}": b18[k] for k in range(18)})
-        ports.update({f"i_C{k}": Const(0) for k in range(18)})
-        ports.update({f"o_P{k}": p[k] for k in range(36)})
-        regs = {}
-        for r in ("INPUTA", "INPUTB", "OUTPUT"):
-            regs.update({f"p_REG_{r}_CLK": "CLK0", f"p_REG_{r}_CE": "CE0",
-                         f"p_REG_{r}_RST": "RST0"})
-        for r in ("INPUTC", "PIPELINE"):
-            regs[f"p_REG_{r}_CLK"] = "NONE"
-        m.submodules.dsp = Instance(
-            "MULT18X18D", **regs, p_GSR="DISABLED", p_RESETMODE="SYNC",
-            p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE", p_SOURCEB_MODE="B_INPUT",
-            i_SIGNEDA=Const(1), i_SIGNEDB=Const(1), i_SOURCEA=Const(0), i_SOURCEB=Const(0),
-            i_CLK0=ClockSignal(), i_CE0=Const(1), i_RST0=Const(0), **ports)
-        return p[:2 * dw].as_signed()
 
 
 class PEArray(wiring.Component):
@@ -231,7 +237,7 @@ class PEArray(wiring.Component):
 
     def __init__(self, rows, cols, data_width=8, acc_width=32, *, multiplier="generic"):
         _check_dims(rows, cols, data_width, acc_width)
-        _check_multiplier(multiplier)
+        check_multiplier(multiplier)
         self.multiplier = multiplier
         self.rows, self.cols = rows, cols
         self.data_width, self.acc_width = data_width, acc_width

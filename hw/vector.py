@@ -5,6 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from hasp.sw.golden import MULT_BITS, SHIFT_MAX
 from .checks import check_int as _check_int
+from .pe_array import check_multiplier, mult18x18d
 
 __all__ = ["VectorUnit", "vector_input_layout", "vector_output_layout", "vector_params_layout",
            "SHIFT_BITS", "MAX_ACC_WIDTH", "CHUNK_BITS", "mult_chunks"]
@@ -114,6 +115,9 @@ class VectorUnit(wiring.Component):
         Output width (signed), 2 .. 16. Default 8.
     tag_width : int
         Sideband width, 1 .. 64. Default 16.
+    multiplier : str
+        ``"generic"`` (default; every simulator) or ``"ecp5"`` (a MULT18X18D with its own
+        registers, for ECP5 synthesis): see :data:`hasp.hw.pe_array.MULTIPLIERS`.
 
     Attributes
     ----------
@@ -140,8 +144,10 @@ class VectorUnit(wiring.Component):
         and ``payload`` are held until the transfer.
     """
 
-    def __init__(self, lanes, acc_width=32, data_width=8, tag_width=16):
+    def __init__(self, lanes, acc_width=32, data_width=8, tag_width=16, *, multiplier="generic"):
         _check_dims(lanes, acc_width, data_width, tag_width)
+        check_multiplier(multiplier)
+        self.multiplier = multiplier
         self.lanes, self.acc_width = lanes, acc_width
         self.data_width, self.tag_width = data_width, tag_width
         self.chunks = mult_chunks(acc_width)
@@ -227,11 +233,12 @@ class VectorUnit(wiring.Component):
                                   "lo": signed(dw), "hi": signed(dw), "tag": tw})
 
         # A: chunk select (issue order: lane 0's passes, top chunk first, then lane 1 ...).
+        # The operands are registered at A (in the DSP's input registers with "ecp5"); an
+        # idle cycle's operand is a don't-care (`va` is low), so the select has no hold case.
         va = Signal(name="va")
-        opa = Signal(signed(18), name="opa")
-        multa = Signal(signed(MULT_BITS + 1), name="multa")
+        opa_n = Signal(signed(18), name="opa_n")
         ma = Signal(meta, name="meta_a")
-        m.d.sync += [va.eq(busy), multa.eq(prm1.mult),
+        m.d.sync += [va.eq(busy),
                      ma.shift.eq(prm1.shift), ma.off.eq(prm1.zero_point * 2 + 1),
                      ma.lo.eq(prm1.lo), ma.hi.eq(prm1.hi), ma.tag.eq(tag1),
                      ma.first.eq(cj == 0), ma.last.eq(last_pass),
@@ -240,7 +247,7 @@ class VectorUnit(wiring.Component):
             for i in range(L):
                 with m.Case(i):
                     with m.If(fits[i]):
-                        m.d.sync += opa.eq(s1[i][:min(aw, 18)].as_signed())
+                        m.d.comb += opa_n.eq(s1[i][:min(aw, 18)].as_signed())
                     with m.Else():
                         with m.Switch(cj):
                             for j in range(n):
@@ -250,13 +257,19 @@ class VectorUnit(wiring.Component):
                                         chunk = s1[i][c * cb:].as_signed()
                                     else:
                                         chunk = s1[i][c * cb:(c + 1) * cb].as_unsigned()
-                                    m.d.sync += opa.eq(chunk)
+                                    m.d.comb += opa_n.eq(chunk)
 
         # B: the product (the multiplier with registered operands and product).
         vb = Signal(name="vb")
         pb = Signal(signed(18 + MULT_BITS + 1), name="prodb")
         mb = Signal(meta, name="meta_b")
-        m.d.sync += [vb.eq(va), pb.eq(opa * multa), mb.eq(ma)]
+        m.d.sync += [vb.eq(va), mb.eq(ma)]
+        if self.multiplier == "generic":
+            opa = Signal(signed(18), name="opa")
+            multa = Signal(signed(MULT_BITS + 1), name="multa")
+            m.d.sync += [opa.eq(opa_n), multa.eq(prm1.mult), pb.eq(opa * multa)]
+        else:
+            m.d.comb += pb.eq(mult18x18d(m, opa_n, prm1.mult)[:len(pb)].as_signed())
 
         # C: the lane's product, accumulated top chunk first.
         vc = Signal(name="vc")

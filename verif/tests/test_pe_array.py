@@ -7,6 +7,7 @@ import pytest
 from hasp.hw.pe_array import PEArray
 from hasp.sw import golden
 from hasp.verif.amaranth_sim import run_sim, stream_put, stream_get
+from hasp.verif.mult18x18d import write_mult18x18d_model
 
 
 @pytest.mark.parametrize("kwargs,exc,words", [
@@ -144,40 +145,6 @@ def test_pe_cell_accumulates_and_forwards():
     assert checked > 20
 
 
-# MULT18X18D in the one mode the "ecp5" PE uses, from the ECP5 sysDSP documentation: optional
-# A/B input registers and output register on CLK0 (CE0, synchronous RST0), signed operands
-# when SIGNEDA/SIGNEDB are high. Anything else drives X, so a wrongly configured instance fails.
-_MULT18X18D_MODEL = """
-module MULT18X18D(%(ports)s);
-  %(decls)s
-  parameter REG_INPUTA_CLK = "NONE"; parameter REG_INPUTA_CE = "CE0"; parameter REG_INPUTA_RST = "RST0";
-  parameter REG_INPUTB_CLK = "NONE"; parameter REG_INPUTB_CE = "CE0"; parameter REG_INPUTB_RST = "RST0";
-  parameter REG_INPUTC_CLK = "NONE"; parameter REG_PIPELINE_CLK = "NONE";
-  parameter REG_OUTPUT_CLK = "NONE"; parameter REG_OUTPUT_CE = "CE0"; parameter REG_OUTPUT_RST = "RST0";
-  parameter GSR = "ENABLED"; parameter RESETMODE = "SYNC"; parameter MULT_BYPASS = "DISABLED";
-  parameter CAS_MATCH_REG = "FALSE"; parameter SOURCEB_MODE = "B_SHIFT";
-  wire [17:0] a = {%(a)s};
-  wire [17:0] b = {%(b)s};
-  reg [17:0] ar = 0, br = 0;
-  reg [35:0] pr = 0;
-  always @(posedge CLK0) if (CE0) begin
-    ar <= RST0 ? 18'd0 : a;
-    br <= RST0 ? 18'd0 : b;
-  end
-  wire [17:0] ai = REG_INPUTA_CLK == "CLK0" ? ar : a;
-  wire [17:0] bi = REG_INPUTB_CLK == "CLK0" ? br : b;
-  wire ok = SOURCEA == 0 && SOURCEB == 0 && SIGNEDA == SIGNEDB && REG_PIPELINE_CLK == "NONE"
-            && MULT_BYPASS == "DISABLED" && (REG_INPUTA_CLK == "NONE" || REG_INPUTA_CLK == "CLK0")
-            && (REG_INPUTB_CLK == "NONE" || REG_INPUTB_CLK == "CLK0")
-            && (REG_OUTPUT_CLK == "NONE" || REG_OUTPUT_CLK == "CLK0")
-            && REG_INPUTA_CE == "CE0" && REG_INPUTB_CE == "CE0" && REG_OUTPUT_CE == "CE0";
-  wire [35:0] prod = !ok ? 36'bx : SIGNEDA ? $signed(ai) * $signed(bi) : ai * bi;
-  always @(posedge CLK0) if (CE0) pr <= RST0 ? 36'd0 : prod;
-  wire [35:0] p = REG_OUTPUT_CLK == "CLK0" ? pr : prod;
-  assign {%(p)s} = p;
-endmodule
-"""
-
 _PE_TB = """
 module tb;
   reg clk = 0, rst = 0;
@@ -221,17 +188,7 @@ def test_ecp5_multiplier_matches_generic(tmp_path):
         pe = PE(8, 32, multiplier=mult)
         (tmp_path / f"pe_{mult}.v").write_text(verilog.convert(pe, name=f"pe_{mult}",
                                                                emit_src=False))
-    names = ([f"A{k}" for k in range(18)] + [f"B{k}" for k in range(18)]
-             + [f"C{k}" for k in range(18)]
-             + ["SIGNEDA", "SIGNEDB", "SOURCEA", "SOURCEB", "CLK0", "CE0", "RST0"])
-    outs = [f"P{k}" for k in range(36)]
-    model = _MULT18X18D_MODEL % {
-        "ports": ", ".join(names + outs),
-        "decls": "input " + ", ".join(names) + "; output " + ", ".join(outs) + ";",
-        "a": ", ".join(f"A{k}" for k in reversed(range(18))),
-        "b": ", ".join(f"B{k}" for k in reversed(range(18))),
-        "p": ", ".join(f"P{k}" for k in reversed(range(36)))}
-    (tmp_path / "mult18x18d.v").write_text(model)
+    write_mult18x18d_model(tmp_path / "mult18x18d.v")
     (tmp_path / "tb.v").write_text(_PE_TB % ())
     files = ["tb.v", "pe_generic.v", "pe_ecp5.v", "mult18x18d.v"]
     subprocess.run(["iverilog", "-g2012", "-o", "sim", "-s", "tb"] + files, cwd=tmp_path,

@@ -1,9 +1,10 @@
 """A behavioural Verilog model of the ECP5 ``MULT18X18D`` for Icarus, so the ``"ecp5"``
 multiplier variants (what ``hasp synth`` builds for ECP5) can be simulated against the
 ``"generic"`` ones (what every other test runs)."""
+import subprocess
 from pathlib import Path
 
-__all__ = ["write_mult18x18d_model"]
+__all__ = ["write_mult18x18d_model", "compare_multipliers"]
 
 # MULT18X18D in the one mode the "ecp5" multipliers use, from the ECP5 sysDSP documentation:
 # optional A/B input registers and output register on CLK0 (CE0, synchronous RST0), signed
@@ -59,3 +60,27 @@ def write_mult18x18d_model(path) -> Path:
         "b": ", ".join(f"B{k}" for k in reversed(range(18))),
         "p": ", ".join(f"P{k}" for k in reversed(range(36)))})
     return path
+
+
+def compare_multipliers(tmp_path, make, name: str, tb: str) -> tuple[dict, str]:
+    """Simulate ``make("generic")`` as module ``{name}_generic`` and ``make("ecp5")`` as
+    ``{name}_ecp5`` side by side in Icarus under the testbench ``tb`` (module ``tb``), with
+    the MULT18X18D model. The testbench prints one line ``RESULT key=N key=N ...``; returns
+    its fields as ints and the line itself."""
+    from amaranth.back import verilog
+    tmp_path = Path(tmp_path)
+    files = ["tb.v", "mult18x18d.v"]
+    for mult in ("generic", "ecp5"):
+        v = verilog.convert(make(mult), name=f"{name}_{mult}", emit_src=False)
+        if mult == "ecp5" and "MULT18X18D" not in v:
+            raise AssertionError(f"{name}: the ecp5 variant has no MULT18X18D instance")
+        (tmp_path / f"{name}_{mult}.v").write_text(v)
+        files.append(f"{name}_{mult}.v")
+    write_mult18x18d_model(tmp_path / "mult18x18d.v")
+    (tmp_path / "tb.v").write_text(tb)
+    subprocess.run(["iverilog", "-g2012", "-o", "sim", "-s", "tb"] + files, cwd=tmp_path,
+                   check=True, capture_output=True, text=True)
+    out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True,
+                         text=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT"))
+    return {k: int(v) for k, v in (x.split("=") for x in line.split()[1:])}, line

@@ -10,6 +10,7 @@ from hasp.hw.vector import (VectorUnit, vector_input_layout, vector_output_layou
                             vector_params_layout, SHIFT_BITS)
 from hasp.sw import golden
 from hasp.verif.amaranth_sim import run_sim
+from hasp.verif.mult18x18d import compare_multipliers
 
 
 @pytest.mark.parametrize("kwargs,exc,words", [
@@ -366,22 +367,8 @@ def test_ecp5_multiplier_matches_generic(tmp_path):
     builds for ECP5) against the "generic" one, output by output and cycle by cycle in
     Icarus, with random beats, parameters and back-pressure."""
     import shutil
-    import subprocess
-    from hasp.verif.mult18x18d import write_mult18x18d_model
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
         pytest.skip("iverilog not available")
-    for mult in ("generic", "ecp5"):
-        vu = VectorUnit(4, multiplier=mult)
-        (tmp_path / f"vu_{mult}.v").write_text(verilog.convert(vu, name=f"vu_{mult}",
-                                                               emit_src=False))
-    assert "MULT18X18D" in (tmp_path / "vu_ecp5.v").read_text()
-    write_mult18x18d_model(tmp_path / "mult18x18d.v")
-    (tmp_path / "tb.v").write_text(_EQUIV_TB)
-    files = ["tb.v", "vu_generic.v", "vu_ecp5.v", "mult18x18d.v"]
-    subprocess.run(["iverilog", "-g2012", "-o", "sim", "-s", "tb"] + files, cwd=tmp_path,
-                   check=True, capture_output=True, text=True)
-    out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True,
-                         text=True).stdout
-    line = next(l for l in out.splitlines() if l.startswith("RESULT"))
-    bad, beats = (int(x.split("=")[1]) for x in line.split()[1:])
-    assert bad == 0 and beats > 500, line
+    r, line = compare_multipliers(tmp_path, lambda mult: VectorUnit(4, multiplier=mult), "vu",
+                                  _EQUIV_TB)
+    assert r["bad"] == 0 and r["beats"] > 500, line

@@ -45,10 +45,9 @@ __all__ = ["SynthError", "ToolMissing", "TARGETS", "BLOCKS", "Target", "block_ve
 
 HARNESS = "hasp_synth_harness"
 #: nextpnr routers. Default: router1 (nextpnr's default, more timing-driven: 10-25 % higher
-#: Fmax than router2 on the PE array, the PE and the core, whose router1 run takes under a
-#: minute) for blocks, router2 for ``chip`` (faster on designs that fill much of the device).
+#: Fmax than router2 on the PE array, the PE and the core; on the tiny chip 91-97 MHz against
+#: router2's 74 MHz, and router2 did not converge on its board top; docs/fpga.md).
 ROUTERS = ("router1", "router2")
-_DEFAULT_ROUTER = {"chip": "router2"}
 
 
 class SynthError(ValueError):
@@ -464,7 +463,7 @@ def parse_nextpnr_report(report: dict, family: str) -> dict:
 
 def synth(cfg, block: str, target: str, out_dir=None, *, pnr: bool = True,
           freq: float | None = None, seed: int = 1, timeout: float | None = 3600,
-          router: str | None = None) -> dict:
+          router: str = "router1") -> dict:
     """Synthesise (and place and route, unless ``pnr`` is false) ``block`` of ``cfg`` for
     ``target``. Returns the result dict that ``hasp synth --json`` prints."""
     check_block(block)
@@ -473,8 +472,6 @@ def synth(cfg, block: str, target: str, out_dir=None, *, pnr: bool = True,
         freq = _DEFAULT_FREQ[tgt.family].get(block, _DEFAULT_FREQ_OTHER[tgt.family])
     if freq <= 0:
         raise SynthError(f"--freq must be positive, not {freq:g}")
-    if router is None:
-        router = _DEFAULT_ROUTER.get(block, "router1")
     if router not in ROUTERS:
         raise SynthError(f"unknown router {router!r} (known: {', '.join(ROUTERS)})")
     yosys = find_tool("yosys")
@@ -602,8 +599,8 @@ def register(subparsers) -> None:
                    "pe/pe_array/scratchpad/router/gsu, 100 for core/chip on ECP5; 30 on iCE40)")
     p.add_argument("--no-pnr", action="store_true", help="synthesis only")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
-    p.add_argument("--router", help="nextpnr router: router1 or router2 (default: router2 for "
-                   "chip, router1 otherwise)")
+    p.add_argument("--router", default="router1",
+                   help="nextpnr router: router1 (default) or router2")
     p.add_argument("--timeout", type=float, default=3600, help="per tool run, seconds")
     p.add_argument("--out", metavar="DIR",
                    help="work directory (default build/synth/PRESET-BLOCK-TARGET)")

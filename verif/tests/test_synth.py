@@ -326,3 +326,15 @@ def test_board_pll_option(tmp_path):
     assert BoardTop(MINI, BOARDS["ulx3s-85f"], pll=True).divisor == round(12_500_000 / 115200)
     with pytest.raises(ValueError, match="no PLL setting"):
         BoardTop(MINI, BOARDS["icebreaker"], pll=True)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--router", "router3"], "unknown router 'router3'"),
+    (["--board", "de10"], "unknown board 'de10'"),
+])
+def test_board_cli_rejects_bad_input(tmp_path, capsys, argv, words):
+    """A bad board or router is one error line and exit code 2, before anything is built."""
+    from hasp.hw.board import main
+    assert main(argv + ["--out", str(tmp_path / "b")]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["SynthError", "ToolMissing", "TARGETS", "BLOCKS", "Target", "block_verilog",
-           "global_reset", "harness_verilog", "find_tool", "tool_version", "yosys_script", "parse_yosys_stat",
-           "parse_nextpnr_report", "synth", "format_result", "register", "main"]
+           "global_reset", "harness_verilog", "find_tool", "tool_version", "yosys_script",
+           "parse_yosys_stat", "parse_nextpnr_report", "synth", "format_result", "register",
+           "main"]
 
 HARNESS = "hasp_synth_harness"
 #: nextpnr routers. Default: router1 (nextpnr's default, more timing-driven: 10-25 % higher

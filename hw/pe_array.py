@@ -10,11 +10,11 @@ __all__ = ["PE", "PEArray", "pe_input_layout", "pe_output_layout", "COUNTER_WIDT
 COUNTER_WIDTH = 48
 
 #: How a PE (and the vector unit) builds its multiplier. ``"generic"``: behavioural
-#: ``a_r * b_r`` into a product register (simulators; synthesis infers a DSP, but Yosys' ECP5 flow leaves the DSP's own
-#: registers unused, so the multiplier sits combinationally between two fabric registers).
-#: ``"ecp5"``: a ``MULT18X18D`` instance with its input and output registers enabled
-#: (:func:`mult18x18d`), the same cycle timing (for ECP5 synthesis only: simulators have no
-#: model of it).
+#: ``a_r * b_r`` into a product register (simulators; synthesis infers a DSP, but Yosys' ECP5
+#: flow leaves the DSP's own registers unused, so the multiplier sits combinationally between
+#: two fabric registers). ``"ecp5"``: a ``MULT18X18D`` instance with its input and output
+#: registers enabled (:func:`mult18x18d`), the same cycle timing (for ECP5 synthesis; the
+#: tests simulate it against "generic" with the model in :mod:`hasp.verif.mult18x18d`).
 MULTIPLIERS = ("generic", "ecp5")
 
 
@@ -25,10 +25,11 @@ def check_multiplier(multiplier):
 
 def mult18x18d(m, a, b, name="dsp"):
     """An ECP5 ``MULT18X18D`` in ``m`` as a registered signed multiplier: its A/B input
-    registers sample ``a`` and ``b`` (sign-extended to 18 bits) every cycle and its output
-    register holds the product, all on CLK0, always enabled, never reset; returns the 36-bit
-    registered product, two cycles after the operands, the same timing as registered
-    operands into a registered ``*``. The registers are inside the DSP block, so the
+    registers sample ``a`` and ``b`` (extended to 18 bits signed: a signed value
+    sign-extended, an unsigned one zero-extended) every cycle and its output register holds
+    the product, all on CLK0, always enabled, never reset; returns the 36-bit registered
+    product, two cycles after the operands, the same timing as registered operands into a
+    registered ``*``. The registers are inside the DSP block, so the
     multiplier's 4 ns are not on a fabric path and nothing outside the block has to be
     placed next to it."""
     a18 = Signal(signed(18), name=f"{name}_a")

@@ -8,7 +8,8 @@ __all__ = ["write_mult18x18d_model", "compare_multipliers"]
 
 # MULT18X18D in the one mode the "ecp5" multipliers use, from the ECP5 sysDSP documentation:
 # optional A/B input registers and output register on CLK0 (CE0, synchronous RST0), signed
-# operands when SIGNEDA/SIGNEDB are high. Anything else drives X, so a wrongly configured instance fails.
+# operands when SIGNEDA/SIGNEDB are high. Anything else drives X, so a wrongly configured
+# instance fails.
 _MULT18X18D_MODEL = """
 module MULT18X18D(%(ports)s);
   %(decls)s

@@ -428,6 +428,13 @@ class Core(wiring.Component):
                      rmw2_old.eq(Mux(rmw_add, acc_rdata.as_value(), 0))]
         with m.If(out_fire):
             m.d.sync += g_row.eq(g_row + 1)
+        # The GEMM state's exit reads `g_idle`, a flip-flop, not the engine's combinational
+        # `busy`: the tiny chip's critical path ran from the engine's `tile_done_r` through
+        # `busy` into the sequencer's state register (90.8 MHz). `g_armed` masks the first
+        # GEMM cycle, when `g_idle` still holds the cycle before `start`.
+        g_idle = Signal(name="g_idle")
+        g_armed = Signal(name="g_armed")
+        m.d.sync += g_idle.eq(~eng.busy & ~rmw_v & ~rmw2_v)
         wdata = Signal(row_layout, name="acc_wdata")
         for j in range(C):
             m.d.comb += wdata[j].eq((rmw2_row[j] + rmw2_old[j])[:aw_acc])
@@ -691,6 +698,7 @@ class Core(wiring.Component):
                     fail(CoreError.ACC_RANGE)
                 with m.Else():
                     m.d.comb += eng.start.eq(1)
+                    m.d.sync += g_armed.eq(0)
                     m.next = "GEMM"
 
             with m.State("SETQ_CHECK"):      # the checks of EXEC are registered
@@ -755,7 +763,8 @@ class Core(wiring.Component):
 
             with m.State("GEMM"):
                 m.d.comb += [self.running.eq(1), gemm_mode.eq(1)]
-                with m.If(~eng.busy & ~rmw_v & ~rmw2_v):
+                m.d.sync += g_armed.eq(1)
+                with m.If(g_armed & g_idle):
                     done()
 
             with m.State("REQUANT"):

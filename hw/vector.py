@@ -187,25 +187,19 @@ class VectorUnit(wiring.Component):
         sums = [Signal(signed(aw), name=f"sum0_{i}") for i in range(L)]
         m.d.comb += [sums[i].eq((self.inp.payload.acc[i] + self.inp.payload.bias)[:aw].as_signed())
                      for i in range(L)]
+        # `s1` and `fits` shift down a lane after each lane's last pass, so the lane being
+        # issued is always lane 0: the operand select has no L-way multiplexer (on the tiny
+        # chip `li` -> lane mux -> DSP input was the critical path, 86.0 MHz).
         fits = [Signal(name=f"fits{i}") for i in range(L)]
+        fits_in = [Signal(name=f"fits_in{i}") for i in range(L)]
         for i in range(L):
-            if aw > 18:
-                top = sums[i][17:]
-                with m.If(take):
-                    m.d.sync += fits[i].eq(top.all() | ~top.any())
-            else:
-                m.d.comb += fits[i].eq(1)
-        cur_fits = Signal(name="cur_fits")
+            top = sums[i][17:]
+            m.d.comb += fits_in[i].eq(top.all() | ~top.any() if aw > 18 else 1)
         last_pass = Signal(name="last_pass")             # the lane's last pass is issued
         last_issue = Signal(name="last_issue")           # the beat's last pass is issued
-        with m.Switch(li):
-            for i in range(L):
-                with m.Case(i):
-                    m.d.comb += cur_fits.eq(fits[i])
-        # The beat's last pass is the last lane's last pass: only that lane's `fits` counts.
         m.d.comb += [
-            last_pass.eq(cur_fits | (cj == n - 1)),
-            last_issue.eq(busy & (li == L - 1) & (fits[L - 1] | (cj == n - 1))),
+            last_pass.eq(fits[0] | (cj == n - 1)),
+            last_issue.eq(busy & (li == L - 1) & last_pass),
             self.inp.ready.eq((count < self.FIFO_DEPTH) & (~busy | last_issue)),
             take.eq(self.inp.valid & self.inp.ready),
             give.eq(self.out.valid & self.out.ready),
@@ -219,9 +213,12 @@ class VectorUnit(wiring.Component):
             m.d.sync += [tag1.eq(self.inp.payload.tag), prm1.eq(self.params), busy.eq(1),
                          li.eq(0), cj.eq(0)]
             m.d.sync += [s1[i].eq(sums[i]) for i in range(L)]
+            m.d.sync += [fits[i].eq(fits_in[i]) for i in range(L)]
         with m.Elif(busy):
             with m.If(last_pass):
                 m.d.sync += [li.eq(li + 1), cj.eq(0)]
+                m.d.sync += [s1[i].eq(s1[i + 1]) for i in range(L - 1)]
+                m.d.sync += [fits[i].eq(fits[i + 1]) for i in range(L - 1)]
                 with m.If(li == L - 1):
                     m.d.sync += busy.eq(0)
             with m.Else():
@@ -243,21 +240,18 @@ class VectorUnit(wiring.Component):
                      ma.lo.eq(prm1.lo), ma.hi.eq(prm1.hi), ma.tag.eq(tag1),
                      ma.first.eq(cj == 0), ma.last.eq(last_pass),
                      ma.last_lane.eq(last_pass & (li == L - 1)), ma.lane.eq(li)]
-        with m.Switch(li):
-            for i in range(L):
-                with m.Case(i):
-                    with m.If(fits[i]):
-                        m.d.comb += opa_n.eq(s1[i][:min(aw, 18)].as_signed())
-                    with m.Else():
-                        with m.Switch(cj):
-                            for j in range(n):
-                                c = n - 1 - j            # chunk index, top (c = n-1) first
-                                with m.Case(j):
-                                    if c == n - 1:
-                                        chunk = s1[i][c * cb:].as_signed()
-                                    else:
-                                        chunk = s1[i][c * cb:(c + 1) * cb].as_unsigned()
-                                    m.d.comb += opa_n.eq(chunk)
+        with m.If(fits[0]):
+            m.d.comb += opa_n.eq(s1[0][:min(aw, 18)].as_signed())
+        with m.Else():
+            with m.Switch(cj):
+                for j in range(n):
+                    c = n - 1 - j                        # chunk index, top (c = n-1) first
+                    with m.Case(j):
+                        if c == n - 1:
+                            chunk = s1[0][c * cb:].as_signed()
+                        else:
+                            chunk = s1[0][c * cb:(c + 1) * cb].as_unsigned()
+                        m.d.comb += opa_n.eq(chunk)
 
         # B: the product (the multiplier with registered operands and product).
         vb = Signal(name="vb")

@@ -43,8 +43,8 @@ class NetworkInterface(wiring.Component):
     req_in : In(stream of flits)
         From ``NoC.req_out[i]``.
     send : In(stream.Signature(send_layout())), send_done : Out(1)
-        From/to the core: accepted when the packet starts, ``send_done`` pulses when its tail
-        flit has left.
+        From/to the core: accepted when the packet starts, ``send_done`` pulses the cycle
+        after its tail flit has left.
     tag_inc : Out(TagIncSignature), spm_rd : Out(ReadPortSignature), spm_wr :
     Out(WritePortSignature), imem_wr : Out(ImemWriteSignature), imem_rd :
     Out(ImemReadSignature)
@@ -218,6 +218,10 @@ class NetworkInterface(wiring.Component):
         m.d.comb += [q.w_data.eq(Mux(rd_imem, imem_q, self.spm_rd.data)),
                      q.w_en.eq(inflight2)]
 
+        # `send_done` is a flip-flop (a cycle after the tail flit): combinational, it ran from
+        # the router's FIFO level through `out_ready` into the core's sequencer state (the
+        # tiny chip's critical path, 92.1 MHz).
+        m.d.sync += self.send_done.eq(0)
         me_x, me_y = self.x, self.y
         with m.FSM(name="egress"):
             with m.State("IDLE"):
@@ -262,6 +266,6 @@ class NetworkInterface(wiring.Component):
                 with m.If(q.r_rdy & out_ready):
                     m.d.sync += out_left.eq(out_left - 1)
                     with m.If(out_left == 1):
-                        m.d.comb += self.send_done.eq(~job_resp)
+                        m.d.sync += self.send_done.eq(~job_resp)
                         m.next = "IDLE"
         return m

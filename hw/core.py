@@ -124,11 +124,12 @@ class Core(wiring.Component):
     instruction-memory read) + 1 execute cycle, plus:
     NOP, HALT: nothing (2 cycles). SETQ, LOOP (taken or not): 1 check cycle (3 cycles).
     DELAY n: n (2 + n).
-    GEMM: ``mt*nt*k + 22`` when A and B are in different banks and ``k >= R + C + 4`` (two
+    GEMM: ``mt*nt*k + 23`` when A and B are in different banks and ``k >= R + C + 4`` (two
     check cycles, the scratchpad's 2-cycle read, the systolic array's ``C + 5`` cycles to the
-    first result row, the accumulator registers; 1x1 tile k=16: 38 in all, 2x2 tiles k=16:
-    86, 2x2 tiles k=64: 278); a tile takes ``R + C + 4`` cycles when ``k`` is smaller (1x1
-    k=4: 26). A and B in one bank share its read port: half the rate (2x2 k=16: 150). The
+    first result row, the accumulator registers, the registered done flag; 1x1 tile k=16: 39
+    in all, 2x2 tiles k=16: 87, 2x2 tiles k=64: 279); a tile takes ``R + C + 4`` cycles when
+    ``k`` is smaller (1x1 k=4: 27). A and B in one bank share its read port: half the rate
+    (2x2 k=16: 151). The
     same for ``acc=0`` and ``acc=1`` (the accumulator read-modify-write is pipelined, one
     row a cycle, no stall: consecutive rows of one GEMM never hit the same accumulator row).
     REQUANT: ``rows * max(P, 4) + 17`` where ``P`` is the vector unit's passes per row: C lanes

@@ -358,8 +358,14 @@ def _run(cmd, log: Path, timeout, what):
     except OSError as e:
         raise ToolMissing(f"cannot run {cmd[0]}: {e}") from None
     if p.returncode != 0:
-        tail = [l for l in log.read_text(errors="replace").splitlines() if "ERROR" in l]
+        text = log.read_text(errors="replace")
+        tail = [l for l in text.splitlines() if "ERROR" in l]
         msg = tail[-1].strip() if tail else f"exit code {p.returncode}"
+        if not tail and "thrown Wasm exception" in text:
+            # The WebAssembly builds cannot print a C++ exception's message (for ecppack: a
+            # setting its Trellis database does not know, such as a bad cell parameter).
+            msg = ("the tool threw an exception its WebAssembly build cannot print (for "
+                   "ecppack: usually a cell parameter value the device database does not know)")
         raise SynthError(f"{what} failed: {msg} (log: {log})")
     return time.monotonic() - t0
 

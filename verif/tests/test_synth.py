@@ -53,6 +53,18 @@ def test_bad_input_is_one_line_exit_2(args, words, tmp_path, monkeypatch):
         assert w in lines[0]
 
 
+def test_tool_failure_names_the_log(tmp_path):
+    """A failing tool's error carries its last ERROR line, or for a WebAssembly trap (which
+    hides the C++ exception's message) says so, and names the log."""
+    log = tmp_path / "t.out"
+    err = "print('Info: x'); print('ERROR: bad thing'); raise SystemExit(1)"
+    with pytest.raises(S.SynthError, match=r"tool failed: ERROR: bad thing \(log: .*t.out\)"):
+        S._run([sys.executable, "-c", err], log, 60, "tool")
+    trap = "print('Caused by:'); print('    thrown Wasm exception'); raise SystemExit(1)"
+    with pytest.raises(S.SynthError, match="WebAssembly build cannot print"):
+        S._run([sys.executable, "-c", trap], log, 60, "ecppack")
+
+
 def test_missing_tool_is_a_value_error(monkeypatch):
     monkeypatch.delenv("HASP_YOSYS", raising=False)
     monkeypatch.setattr(S.sys, "executable", "/nonexistent/python")

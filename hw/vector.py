@@ -193,8 +193,8 @@ class VectorUnit(wiring.Component):
         fits = [Signal(name=f"fits{i}") for i in range(L)]
         fits_in = [Signal(name=f"fits_in{i}") for i in range(L)]
         for i in range(L):
-            top = sums[i][17:]
-            m.d.comb += fits_in[i].eq(top.all() | ~top.any() if aw > 18 else 1)
+            top = sums[i][17:]                           # all sign copies: fits in 18 bits
+            m.d.comb += fits_in[i].eq((top.all() | ~top.any()) if aw > 18 else 1)
         last_pass = Signal(name="last_pass")             # the lane's last pass is issued
         last_issue = Signal(name="last_issue")           # the beat's last pass is issued
         m.d.comb += [

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from hasp.sw import golden, isa
 from .gemm import GemmEngine
 from .pe_array import COUNTER_WIDTH
-from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature, BRAM_ATTRS
+from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature, BRAM_ATTRS, delay
 from .vector import VectorUnit, vector_params_layout
 
 __all__ = ["Core", "CoreError", "ImemWriteSignature", "ImemReadSignature", "TagIncSignature", "send_layout",
@@ -124,19 +124,19 @@ class Core(wiring.Component):
     instruction-memory read) + 1 execute cycle, plus:
     NOP, HALT: nothing (2 cycles). SETQ, LOOP (taken or not): 1 check cycle (3 cycles).
     DELAY n: n (2 + n).
-    GEMM: ``mt*nt*k + 23`` when A and B are in different banks and ``k >= R + C + 4`` (two
-    check cycles, the scratchpad's 2-cycle read, the systolic array's ``C + 5`` cycles to the
-    first result row, the accumulator registers, the registered done flag; 1x1 tile k=16: 39
-    in all, 2x2 tiles k=16: 87, 2x2 tiles k=64: 279); a tile takes ``R + C + 4`` cycles when
-    ``k`` is smaller (1x1 k=4: 27). A and B in one bank share its read port: half the rate
-    (2x2 k=16: 151). The
+    GEMM: ``mt*nt*k + 24`` when A and B are in different banks and ``k >= R + C + 4`` (two
+    check cycles, the scratchpad's 3-cycle read, the systolic array's ``C + 5`` cycles to the
+    first result row, the accumulator registers, the registered done flag; 1x1 tile k=16: 40
+    in all, 2x2 tiles k=16: 88, 2x2 tiles k=64: 280); a tile takes ``R + C + 4`` cycles when
+    ``k`` is smaller (1x1 k=4: 28). A and B in one bank share its read port: half the rate
+    (2x2 k=16: 152). The
     same for ``acc=0`` and ``acc=1`` (the accumulator read-modify-write is pipelined, one
     row a cycle, no stall: consecutive rows of one GEMM never hit the same accumulator row).
-    REQUANT: ``rows * max(P, 4) + 17`` where ``P`` is the vector unit's passes per row: C lanes
+    REQUANT: ``rows * max(P, 5) + 17`` where ``P`` is the vector unit's passes per row: C lanes
     x 1 multiplier pass when ``acc + bias`` fits in 18 bits signed, x 2 otherwise (32-bit
-    accumulators): 4 to 8 on the tiny preset (rows=1: 21 in all, rows=16: 81 with small
-    values); one time-multiplexed multiplier per core; 4 is the row issue (one row between the
-    reads and the vector unit, 3 cycles of bias read into `rq_in`, then the take). The bias
+    accumulators): 4 to 8 on the tiny preset (rows=1: 22 in all, rows=16: 97 with small
+    values); one time-multiplexed multiplier per core; 5 is the row issue (one row between the
+    reads and the vector unit, 4 cycles of bias read into `rq_in`, then the take). The bias
     read has the scratchpad port that the GEMM engine's A reads use (never at the same time)
     below the external read port, which is always granted: an external read of the bias bank
     costs REQUANT that cycle.
@@ -443,17 +443,15 @@ class Core(wiring.Component):
 
         # ---- REQUANT path: acc + bias reads -> `rq_in` register -> vector unit -> scratchpad --
         # One row at a time between the reads and the vector unit (no FIFO: LUT-RAM is what
-        # the fpga chip runs out of). The bias read takes 3 cycles into `rq_in` (the
-        # scratchpad's read latency is 2), the accumulator row is read one cycle after the
-        # issue so both arrive together; a row is issued every 4 cycles (the issue waits for
+        # the fpga chip runs out of). The bias read takes READ_LATENCY + 1 cycles into
+        # `rq_in`, the accumulator row is read from the cycle after the issue on so both
+        # arrive together; a row is issued every READ_LATENCY + 2 cycles (the issue waits for
         # the take: not in the take cycle, which would put the vector unit's data-dependent
         # `inp.ready` in front of the scratchpad arbitration, 49.5 MHz); the vector unit
-        # needs at least C cycles per row, so for C >= 4 it never waits.
+        # needs at least C cycles per row, so for C >= 5 it never waits.
         rq_layout = data.StructLayout({"acc": row_layout, "bias": signed(aw_acc),
                                        "tag": spm.addr_width})
         rq_mode = Signal(name="rq_mode")   # a register: set entering REQUANT, cleared leaving
-        rq_inflight = Signal(name="rq_inflight")
-        rq_inflight2 = Signal(name="rq_inflight2")
         rq_src = Signal.like(r_src, name="rq_src")      # the issued row's accumulator address
         rq_tag = Signal(spm.addr_width, name="rq_tag")
         rq_want = Signal(name="rq_want")
@@ -477,19 +475,20 @@ class Core(wiring.Component):
                                     == r_bias[spm.offset_bits:spm.addr_width]))),
         ]
         # r_src, r_dst and r_bias are pointers to the next row (incremented per row issued).
-        m.d.sync += [rq_inflight.eq(rq_fire), rq_inflight2.eq(rq_inflight)]
+        rq_inflight = delay(m, rq_fire, Scratchpad.READ_LATENCY, "rq_inflight")
         with m.If(rq_fire):
             m.d.sync += [r_issued.eq(r_issued + 1), r_src.eq(r_src + 1), r_dst.eq(r_dst + 1),
                          r_bias.eq(r_bias + 1), rq_src.eq(r_src), rq_tag.eq(r_dst),
                          rq_more.eq((r_issued + 1)[:len(r_issued)] != r_rows)]
-        # The accumulator read port: GEMM's RMW address, else the issued REQUANT row (read in
-        # the cycle after the issue, so its data meets the bias word in `rq_inflight2`).
+        # The accumulator read port: GEMM's RMW address, else the issued REQUANT row (read
+        # from the cycle after the issue on, and held until the next issue, so its data is
+        # there when the bias word arrives, `rq_inflight`).
         m.d.comb += arp.addr.eq(Mux(gemm_mode, g_row, rq_src))
         # The accumulator row and the bias word are registered in `rq_in` (the block RAM's
         # clock-to-out ends at a flip-flop) and offered to the vector unit from there.
         rq_in = Signal(rq_layout, name="rq_in")
         bias_w = min(ww, aw_acc)
-        with m.If(rq_inflight2):
+        with m.If(rq_inflight):
             m.d.sync += [
                 rq_valid.eq(1),
                 rq_in.acc.eq(acc_rdata),

@@ -4,7 +4,7 @@ from amaranth.lib import wiring, data, fifo, stream, memory
 from amaranth.lib.wiring import In, Out
 
 from .pe_array import PEArray, pe_input_layout, pe_output_layout, COUNTER_WIDTH
-from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature
+from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature, delay
 
 __all__ = ["GemmEngine", "GemmBench", "gemm_command_layout"]
 
@@ -58,7 +58,10 @@ class GemmEngine(wiring.Component):
         (0 if there is no such port).
     """
 
-    FIFO_DEPTH = 4
+    #: Beats read and not yet taken by the PE array (in flight or in the FIFO): a beat's
+    #: slot comes back ``READ_LATENCY + 2`` cycles after its read (the read, the FIFO write,
+    #: `room` as a flip-flop), so this many keep one beat a cycle going.
+    FIFO_DEPTH = Scratchpad.READ_LATENCY + 2
 
     def _bank(self, addr):
         """The scratchpad bank of ``addr`` (its bits from ``bank_offset`` up)."""
@@ -166,20 +169,16 @@ class GemmEngine(wiring.Component):
         used_next = Signal.like(used, name="used_next")
         m.d.comb += used_next.eq(used + fire - (q.r_rdy & q.r_en))
         m.d.sync += [used.eq(used_next), room.eq(used_next < self.FIFO_DEPTH)]
-        # The scratchpad's read data arrives two cycles after the grant (its read latency):
-        # every per-beat flag is delayed through two registers to meet its words.
+        # The scratchpad's read data arrives READ_LATENCY cycles after the grant: every
+        # per-beat flag is delayed through as many registers to meet its words.
         a_only = Signal(name="a_only")          # an A-only grant (B not granted with it)
         m.d.comb += a_only.eq(want & ~a_done & ~other_a & (same_bank | other_b))
-        inflight, inflight2 = Signal(name="inflight"), Signal(name="inflight2")
-        cap_a1, cap_a = Signal(name="cap_a1"), Signal(name="cap_a")   # capture A into a_hold
-        hold1, use_hold = Signal(name="hold1"), Signal(name="use_hold")  # beat takes a_hold
-        first1, last1 = Signal(name="first1"), Signal(name="last1")
-        first2, last2 = Signal(name="first2"), Signal(name="last2")
-        m.d.sync += [inflight.eq(fire), inflight2.eq(inflight),
-                     cap_a1.eq(a_only), cap_a.eq(cap_a1),
-                     hold1.eq(fire & a_done), use_hold.eq(hold1),
-                     first1.eq(first), last1.eq(k_z),
-                     first2.eq(first1), last2.eq(last1)]
+        L = Scratchpad.READ_LATENCY
+        inflight = delay(m, fire, L, "inflight")
+        cap_a = delay(m, a_only, L, "cap_a")                # capture A into a_hold
+        use_hold = delay(m, fire & a_done, L, "use_hold")   # the beat takes a_hold
+        first_d = delay(m, first, L, "first_d")
+        last_d = delay(m, k_z, L, "last_d")
         a_hold = Signal(self.word_width, name="a_hold")
         with m.If(cap_a):
             m.d.sync += a_hold.eq(self.rd_a.data)
@@ -238,10 +237,10 @@ class GemmEngine(wiring.Component):
         m.d.comb += [
             beat.a.as_value().eq(a_word[:R * dw]),
             beat.b.as_value().eq(self.rd_b.data[:C * dw]),
-            beat.first.eq(first2), beat.last.eq(last2),
+            beat.first.eq(first_d), beat.last.eq(last_d),
         ]
         m.d.comb += [
-            q.w_data.eq(beat), q.w_en.eq(inflight2),
+            q.w_data.eq(beat), q.w_en.eq(inflight),
             pe.inp.payload.eq(q.r_data), pe.inp.valid.eq(q.r_rdy), q.r_en.eq(pe.inp.ready),
         ]
         wiring.connect(m, pe.out, wiring.flipped(self.out))
@@ -268,8 +267,8 @@ class GemmBench(wiring.Component):
     ld_addr, ld_data, ld_en : In
         Scratchpad write (one word per cycle).
     rb_addr : In, rb_data : Out
-        Scratchpad read-back, data two cycles after the address (the scratchpad's read
-        latency; lowest priority: valid only while the engine is idle).
+        Scratchpad read-back, data ``Scratchpad.READ_LATENCY`` cycles after the address (the
+        scratchpad's read latency; lowest priority: valid only while the engine is idle).
     a_base, b_base, k, m_tiles, n_tiles : In
         The command (see :func:`gemm_command_layout`), sampled on ``start``.
     start : In(1)

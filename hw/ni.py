@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .core import ImemReadSignature, ImemWriteSignature, TagIncSignature, send_layout
 from hasp.sw import isa
 from .packet import PacketFormat, PacketType
-from .scratchpad import ReadPortSignature, WritePortSignature
+from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature, delay
 
 __all__ = ["NetworkInterface"]
 
@@ -53,7 +53,10 @@ class NetworkInterface(wiring.Component):
         Sticky: an unexpected packet type arrived.
     """
 
-    FIFO_DEPTH = 4
+    #: Egress words read and not yet sent (in flight or in the FIFO): a word's slot comes
+    #: back ``READ_LATENCY + 2`` cycles after its read (the read request as a flip-flop, the
+    #: read, the FIFO write), so this many keep one flit a cycle going.
+    FIFO_DEPTH = Scratchpad.READ_LATENCY + 2
 
     def __init__(self, cfg, x, y):
         self.cfg, self.x, self.y = cfg, x, y
@@ -165,8 +168,6 @@ class NetworkInterface(wiring.Component):
         rd_imem = Signal(name="eg_rd_imem")        # the job reads instruction memory
         rd_left = Signal(range(257), name="eg_rd_left")
         out_left = Signal(range(257), name="eg_out_left")
-        inflight = Signal(name="eg_inflight")      # a granted read, data next cycle (imem)
-        inflight2 = Signal(name="eg_inflight2")    # ... its data in this cycle (scratchpad)
         word_w = max(self.cfg.word_width, isa.INSN_BITS)
         m.submodules.eg_fifo = q = fifo.SyncFIFO(width=word_w, depth=self.FIFO_DEPTH)
 
@@ -192,9 +193,9 @@ class NetworkInterface(wiring.Component):
         # instruction memory a port of its own), and the requests are flip-flops (`rd_spm`,
         # `rd_im`: words left to read and a FIFO entry not claimed by a word in it or in
         # flight, from next-state values), so nothing in the core waits on logic here. The
-        # scratchpad returns data two cycles after the request (its read latency), the
-        # instruction memory one: its word is registered once more (`imem_q`) so both reach
-        # the FIFO in the same cycle, `inflight2`.
+        # scratchpad returns data READ_LATENCY cycles after the request, the instruction
+        # memory one: its word is registered READ_LATENCY - 1 times more (`eg_imem_q`) so both
+        # reach the FIFO in the same cycle, `inflight`.
         rd_more = Signal(name="eg_rd_more")
         rd_more_n = Signal(name="eg_rd_more_next")
         rd_imem_n = Signal(name="eg_rd_imem_next")
@@ -207,8 +208,9 @@ class NetworkInterface(wiring.Component):
                      self.imem_rd.addr.eq(rd_addr), self.imem_rd.en.eq(rd_im),
                      rd_more_n.eq(rd_more), rd_imem_n.eq(rd_imem),
                      credits_next.eq(credits - got + (q.r_en & q.r_rdy))]
-        imem_q = Signal.like(self.imem_rd.data, name="eg_imem_q")
-        m.d.sync += [inflight.eq(got), inflight2.eq(inflight), imem_q.eq(self.imem_rd.data)]
+        L = Scratchpad.READ_LATENCY
+        inflight = delay(m, got, L, "eg_inflight")
+        imem_q = delay(m, self.imem_rd.data, L - 1, "eg_imem_q")
         with m.If(got):
             m.d.comb += rd_more_n.eq(rd_left != 1)
             m.d.sync += [rd_addr.eq(rd_addr + 1), rd_left.eq(rd_left - 1)]
@@ -216,7 +218,7 @@ class NetworkInterface(wiring.Component):
         m.d.sync += [credits.eq(credits_next), rd_more.eq(rd_more_n), rd_imem.eq(rd_imem_n),
                      rd_spm.eq(want_n & ~rd_imem_n), rd_im.eq(want_n & rd_imem_n)]
         m.d.comb += [q.w_data.eq(Mux(rd_imem, imem_q, self.spm_rd.data)),
-                     q.w_en.eq(inflight2)]
+                     q.w_en.eq(inflight)]
 
         # `send_done` is a flip-flop (a cycle after the tail flit): combinational, it ran from
         # the router's FIFO level through `out_ready` into the core's sequencer state (the

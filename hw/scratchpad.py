@@ -3,7 +3,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring, memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Scratchpad", "ReadPortSignature", "WritePortSignature", "BRAM_ATTRS"]
+__all__ = ["Scratchpad", "ReadPortSignature", "WritePortSignature", "BRAM_ATTRS", "delay"]
 
 #: Attributes of every block-RAM memory of a core (scratchpad banks, instruction and
 #: accumulator memories). ``no_rw_check`` tells Yosys that a read and a write of the same
@@ -16,12 +16,23 @@ __all__ = ["Scratchpad", "ReadPortSignature", "WritePortSignature", "BRAM_ATTRS"
 BRAM_ATTRS = {"no_rw_check": 1}
 
 
+def delay(m, value, cycles, name):
+    """``value`` through ``cycles`` flip-flops (``name1``, ``name2``, ...) of ``m``'s sync
+    domain: what a reader uses to meet its words, :attr:`Scratchpad.READ_LATENCY` cycles
+    after the request."""
+    for n in range(1, cycles + 1):
+        q = Signal.like(value, name=f"{name}{n}")
+        m.d.sync += q.eq(value)
+        value = q
+    return value
+
+
 class ReadPortSignature(wiring.Signature):
     """A scratchpad read port, from the requester's side.
 
     ``addr``/``en`` out, ``ready`` in (the request is granted this cycle), ``data`` in: valid
-    two cycles after a granted request (read latency 2; only that cycle: a later access to the
-    same bank by any port replaces it from the cycle after).
+    :attr:`Scratchpad.READ_LATENCY` cycles after a granted request (only that cycle: a later
+    access to the same bank by any port replaces it from the cycle after).
     """
     def __init__(self, addr_width, width):
         super().__init__({"addr": Out(addr_width), "en": Out(1), "ready": In(1), "data": In(width)})
@@ -44,20 +55,21 @@ class Scratchpad(wiring.Component):
     bank in one cycle are served by fixed priority (port 0 first); the others see ``ready = 0``
     and must hold their request.
 
-    **Writes are written one cycle after their grant** (from a write register per bank, so
-    the block RAM's address, data and enable pins come straight from flip-flops): a read
-    granted two or more cycles after a write's grant sees the word. A read of the same word
-    granted in the cycle right after the write's grant returns the old word in the
-    simulators and is undefined in block RAM (:data:`BRAM_ATTRS`): the core never issues
-    one (its writers are REQUANT, whose results are read by later instructions, and the
-    network interface, whose words are read after their tag counter moves).
+    **Writes are written one cycle after their grant** and **reads read one cycle after
+    theirs** (from a write and a read register per bank, so the block RAM's address, data
+    and enable pins come straight from flip-flops, not from the bank arbitration): a read
+    granted in the cycle after a write's grant or later sees the word. A read of the same
+    word granted in the same cycle as the write returns the old word in the simulators and
+    is undefined in block RAM (:data:`BRAM_ATTRS`): the core never issues one (its writers
+    are REQUANT, whose results are read by later instructions, and the network interface,
+    whose words are read after their tag counter moves).
 
-    **Read latency is 2 cycles**: a request granted in cycle t has its word on ``data`` in
-    cycle t + 2. Each bank's read data is registered right behind the block RAM (cycle t + 1:
-    the RAM's synchronous read, t + 2: a flip-flop per bank bit, then the bank-select
-    multiplexer to the port), so the block RAM's slow clock-to-out (5.8 ns on ECP5 without
-    its output register, which Yosys' DP16KD mapping does not use) ends at a flip-flop and
-    neither the bank multiplexer nor the reader's logic is behind it.
+    **Read latency is 3 cycles**: a request granted in cycle t is registered (t + 1: the
+    block RAM's synchronous read), its word is registered right behind the block RAM
+    (t + 2: a flip-flop per bank bit) and is on ``data`` in cycle t + 3, through the
+    bank-select multiplexer to the port. So the block RAM's slow clock-to-out (5.8 ns on
+    ECP5 without its output register, which Yosys' DP16KD mapping does not use) ends at a
+    flip-flop, and neither the bank multiplexer nor the reader's logic is behind it.
 
     Parameters
     ----------
@@ -75,13 +87,13 @@ class Scratchpad(wiring.Component):
     Ports
     -----
     rd : In(ReadPortSignature).array(read_ports)
-        Read ports; data returns two cycles after a granted request.
+        Read ports; data returns :attr:`READ_LATENCY` cycles after a granted request.
     wr : In(WritePortSignature).array(write_ports)
-        Write ports; a granted write is visible to reads granted from two cycles later on.
+        Write ports; a granted write is visible to reads granted from the next cycle on.
     """
 
     #: Cycles from a granted read request to its data on the port.
-    READ_LATENCY = 2
+    READ_LATENCY = 3
 
     def __init__(self, width, depth, banks, read_ports=1, write_ports=1, init=None):
         for name, v, lo in (("width", width, 1), ("depth", depth, 2), ("banks", banks, 1),
@@ -115,11 +127,16 @@ class Scratchpad(wiring.Component):
             mem = memory.Memory(shape=self.width, depth=self.depth, init=init, attrs=BRAM_ATTRS)
             m.submodules[f"bank{b}"] = mem
             rp, wp = mem.read_port(), mem.write_port()
-            # The bank's output register (cycle t + 2 of a read granted in t).
+            # The bank's read register (cycle t + 1 of a read granted in t: the granted
+            # request, so the block RAM's address and enable pins come from flip-flops) and
+            # output register (cycle t + 3: the word).
+            r_en = Signal(name=f"bank{b}_r_en")
+            r_addr = Signal(ob, name=f"bank{b}_r_addr")
+            m.d.comb += [rp.en.eq(r_en), rp.addr.eq(r_addr)]
+            m.d.sync += r_en.eq(0)
             dq = Signal(self.width, name=f"bank{b}_q")
             m.d.sync += dq.eq(rp.data)
             bank_data.append(dq)
-            m.d.comb += rp.en.eq(0)
             # Fixed priority: the lowest-numbered requesting port wins the bank.
             taken = Signal(name=f"rd_taken{b}")
             for i, port in enumerate(self.rd):
@@ -127,7 +144,8 @@ class Scratchpad(wiring.Component):
                 hit_s = Signal(name=f"rd{i}_hit{b}")
                 m.d.comb += hit_s.eq(hit)
                 with m.If(hit_s):
-                    m.d.comb += [rp.en.eq(1), rp.addr.eq(port.addr[:ob]), port.ready.eq(1)]
+                    m.d.comb += port.ready.eq(1)
+                    m.d.sync += [r_en.eq(1), r_addr.eq(port.addr[:ob])]
                 nt = Signal(name=f"rd_taken{b}_{i}")
                 m.d.comb += nt.eq(taken | hit_s)
                 taken = nt
@@ -148,14 +166,12 @@ class Scratchpad(wiring.Component):
                 nt = Signal(name=f"wr_taken{b}_{i}")
                 m.d.comb += nt.eq(wtaken | hit_s)
                 wtaken = nt
-        # Return data from the bank each port was granted two cycles ago.
+        # Return data from the bank each port was granted READ_LATENCY cycles ago.
         for i, port in enumerate(self.rd):
             sel = Signal(range(self.banks), name=f"rd{i}_bank")
-            sel2 = Signal(range(self.banks), name=f"rd{i}_bank2")
             with m.If(port.en & port.ready):
                 m.d.sync += sel.eq(self._bank(port.addr))
-            m.d.sync += sel2.eq(sel)
-            with m.Switch(sel2):
+            with m.Switch(delay(m, sel, self.READ_LATENCY - 1, f"rd{i}_bank_d")):
                 for b in range(self.banks):
                     with m.Case(b):
                         m.d.comb += port.data.eq(bank_data[b])

@@ -7,6 +7,7 @@ import numpy as np
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
+from hasp.hw.scratchpad import Scratchpad
 from hasp.sw import golden
 from hasp.verif.tb.common import TB, Scoreboard
 
@@ -41,8 +42,8 @@ class GemmHost:
         d, out = self.dut, []
         for i in range(n):
             d.rb_addr.value = base + i
-            await RisingEdge(d.clk)      # the scratchpad's read latency is 2 cycles
-            await RisingEdge(d.clk)
+            for _ in range(Scratchpad.READ_LATENCY):
+                await RisingEdge(d.clk)
             await ReadOnly()
             out.append(int(d.rb_data.value))
             await RisingEdge(d.clk)

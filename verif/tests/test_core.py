@@ -8,6 +8,7 @@ import pytest
 
 from hasp.config import preset
 from hasp.hw.core import Core, CoreError
+from hasp.hw.scratchpad import Scratchpad
 from hasp.sw.isa import ErrorCode
 from hasp.sw import golden, isa
 from hasp.verif.amaranth_sim import run_sim
@@ -61,7 +62,8 @@ async def read_spm(ctx, dut, addrs):
         ctx.set(dut.spm_rd.en, 1)
         await ctx.tick().until(dut.spm_rd.ready)
         ctx.set(dut.spm_rd.en, 0)
-        await ctx.tick()                     # read latency 2: data two cycles after the grant
+        for _ in range(Scratchpad.READ_LATENCY - 1):     # the word is there READ_LATENCY
+            await ctx.tick()                             # cycles after the grant
         out.append(ctx.get(dut.spm_rd.data))
     return out
 
@@ -142,9 +144,10 @@ def test_layer_gemm_requant(use_bias, relu, pe):
         # Cost model (Core docstring): 2 cycles per instruction, + 1 for SETQ's checks, plus
         # GEMM mt*nt*max(k, R) + 13, where a tile with k < R + C + 4 takes R + C + 4 (+ 1 of
         # margin: the PE array's pipeline and drain, PEArray docstring), and REQUANT at most
-        # rows * max(II, 4) + 15, II = C lanes x multiplier passes (1 for values that fit in
-        # 18 bits, 2 up to 35 bits: one time-multiplexed multiplier), 4 = the row issue.
-        ii = max(4, C * (1 if AW <= 18 else 2 if AW <= 35 else 3))
+        # rows * max(II, I) + 15, II = C lanes x multiplier passes (1 for values that fit in
+        # 18 bits, 2 up to 35 bits: one time-multiplexed multiplier), I = the row issue
+        # (the scratchpad's read latency + 2).
+        ii = max(Scratchpad.READ_LATENCY + 2, C * (1 if AW <= 18 else 2 if AW <= 35 else 3))
         # (+ 2: run() counts from the start pulse to the first cycle `halted` is seen)
         gemm = mt * nt * max(K, R, R + C + 5) + 13
         assert cycles <= 2 + 4 * 2 + 1 + gemm + (nrows * ii + 15), cycles
@@ -198,7 +201,7 @@ def test_external_reads_during_gemm_and_requant(same_bank):
             ctx.set(dut.spm_rd.en, en)
             if en:
                 assert ctx.get(dut.spm_rd.ready)          # the external port always wins
-                pending.append((cycle + 2, a_))
+                pending.append((cycle + Scratchpad.READ_LATENCY, a_))
             await ctx.tick()
             if pending and pending[0][0] == cycle + 1:
                 reads.append((pending.pop(0)[1], ctx.get(dut.spm_rd.data)))

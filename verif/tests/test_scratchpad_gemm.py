@@ -47,8 +47,8 @@ def test_scratchpad_banks_priority_and_data():
             ctx.set(p.en, 0)
         # Read everything back through both ports, one request per cycle: different banks are
         # served together, the same bank only to port 0; each word is on `data` exactly
-        # READ_LATENCY = 2 cycles after its grant, so requests pipeline.
-        assert Scratchpad.READ_LATENCY == 2
+        # READ_LATENCY cycles after its grant, so requests pipeline.
+        L = Scratchpad.READ_LATENCY
         expect = []          # per issued cycle: [(port, address)] granted
         for a in range(32):
             addrs = [a, (a + 8) % 32, a ^ 1]
@@ -60,14 +60,15 @@ def test_scratchpad_banks_priority_and_data():
                 assert [ctx.get(p.ready) for p in dut.rd] == [1, int(both)]
                 expect.append([(0, addrs[lo])] + ([(1, addrs[hi])] if both else []))
                 await ctx.tick()
-                if len(expect) >= 2:
-                    for port, addr in expect[-2]:
+                if len(expect) >= L:
+                    for port, addr in expect[-L]:
                         assert ctx.get(dut.rd[port].data) == ref.get(addr, 0), f"address {addr}"
         for p in dut.rd:
             ctx.set(p.en, 0)
-        await ctx.tick()
-        for port, addr in expect[-1]:
-            assert ctx.get(dut.rd[port].data) == ref.get(addr, 0), f"address {addr}"
+        for n in range(L - 1, 0, -1):
+            await ctx.tick()
+            for port, addr in expect[-n]:
+                assert ctx.get(dut.rd[port].data) == ref.get(addr, 0), f"address {addr}"
 
     run_sim(dut, tb)
 

@@ -384,7 +384,7 @@ class Core(wiring.Component):
         inc_v1 = Signal(name="inc_v1")
         inc_t1 = Signal(isa.TAG_BITS, name="inc_t1")
         inc_a = Signal(TAG_COUNTER_BITS, name="inc_a")
-        inc_c = Signal(TAG_COUNTER_BITS, name="inc_c")
+        inc_cm1 = Signal(TAG_COUNTER_BITS, name="inc_c_m1")   # the tag's C - 1
         inc_cmoved = Signal(name="inc_cmoved")   # a WAIT moved C while it was read
         a_next = Signal(TAG_COUNTER_BITS, name="inc_a_next")
         m.d.comb += a_next.eq(inc_a + 1)
@@ -394,17 +394,21 @@ class Core(wiring.Component):
         m.d.sync += [inc_v1.eq(inc_v0), inc_t1.eq(inc_t0),
                      inc_a.eq(Mux(inc_fwd, Mux(inc_ok, a_next, inc_a),
                                   tag_word(tag_a, a_ok, inc_t0))),
-                     inc_c.eq(tag_word(tag_c, c_ok, inc_t0)),
+                     inc_cm1.eq(tag_word(tag_c, c_ok, inc_t0) - 1),
                      inc_cmoved.eq(w_takes & (w_tag == inc_t0))]
         # A counter at its maximum (A + 1 == C) ignores the increment, unless a WAIT takes a
-        # non-zero count from it (in this cycle, or while its words were read).
+        # non-zero count from it (in this cycle, or while its words were read). The test is
+        # `A == C - 1` against a registered `C - 1` (with `A + 1` it was two carry chains in
+        # front of `inc_ok`: the tiny chip's seed-2 critical path, 88.8 MHz).
         i_max = Signal(name="inc_at_max")
-        m.d.comb += i_max.eq((a_next == inc_c) & ~inc_cmoved & ~(w_takes & (w_tag == inc_t1)))
+        m.d.comb += i_max.eq((inc_a == inc_cm1) & ~inc_cmoved & ~(w_takes & (w_tag == inc_t1)))
         tag_awp = tag_a.write_port()
         m.d.comb += [inc_ok.eq(inc_v1 & ~i_max),
                      tag_awp.addr.eq(inc_t1[:tb]), tag_awp.data.eq(a_next),
                      tag_awp.en.eq(inc_ok)]
-        with m.If(inc_ok):
+        # A word not written since reset reads 0 and is never at its maximum (C <= A, so
+        # C - 1 == A would need A - C == 2**16 - 1): `a_ok` follows the increment alone.
+        with m.If(inc_v1):
             m.d.sync += a_ok.bit_select(inc_t1[:tb], 1).eq(1)
         with m.If(self.sync_error & self.running):
             m.d.sync += sync_err_pending.eq(1)

@@ -505,11 +505,38 @@ class Core(wiring.Component):
             vec.inp.valid.eq(rq_valid),
             vec.inp.payload.acc.eq(rq_in.acc), vec.inp.payload.bias.eq(rq_in.bias),
             vec.inp.payload.tag.eq(rq_in.tag),
-            res_wr.en.eq(vec.out.valid), res_wr.addr.eq(vec.out.payload.tag),
-            res_wr.data.eq(vec.out.payload.data.as_value()),
-            vec.out.ready.eq(res_wr.ready),
         ]
-        with m.If(vec.out.valid & res_wr.ready):
+        # Results go to the scratchpad from a 2-entry register pair, `res_m` (the write
+        # request) and `res_s` (the skid, filled while `res_m` waits), so the vector unit
+        # sees a flip-flop as `ready` (`~res_s_v`), never the write grant: the grant depends
+        # on the network interface's write in the same cycle (the tiny chip's critical path
+        # at 89.0 MHz ran from `ni3.in_rx_v` through the grant into the vector unit's credit
+        # counter). `r_written` counts granted writes, so REQUANT completes when its last
+        # row is written.
+        res_layout = data.StructLayout({"addr": spm.addr_width, "data": len(res_wr.data)})
+        res_m, res_s = Signal(res_layout, name="res_m"), Signal(res_layout, name="res_s")
+        res_m_v, res_s_v = Signal(name="res_m_v"), Signal(name="res_s_v")
+        res_in = Signal(res_layout, name="res_in")
+        res_grant, res_load = Signal(name="res_grant"), Signal(name="res_take")
+        m.d.comb += [
+            res_in.addr.eq(vec.out.payload.tag), res_in.data.eq(vec.out.payload.data.as_value()),
+            vec.out.ready.eq(~res_s_v), res_load.eq(vec.out.valid & ~res_s_v),
+            res_wr.en.eq(res_m_v), res_wr.addr.eq(res_m.addr), res_wr.data.eq(res_m.data),
+            res_grant.eq(res_m_v & res_wr.ready),
+        ]
+        with m.If(res_load):
+            m.d.sync += res_s.eq(res_in)
+        with m.If(res_s_v):
+            with m.If(res_grant):
+                m.d.sync += [res_m.eq(res_s), res_s_v.eq(0)]
+        with m.Elif(res_load):
+            with m.If(~res_m_v | res_grant):
+                m.d.sync += [res_m.eq(res_in), res_m_v.eq(1)]
+            with m.Else():
+                m.d.sync += res_s_v.eq(1)
+        with m.Elif(res_grant):
+            m.d.sync += res_m_v.eq(0)
+        with m.If(res_grant):
             m.d.sync += r_written.eq(r_written + 1)
 
         # ---- Sequencer ----------------------------------------------------------------------

@@ -162,8 +162,8 @@ def test_layer_gemm_requant(use_bias, relu, pe):
 @pytest.mark.parametrize("same_bank", [False, True])
 def test_external_reads_during_gemm_and_requant(same_bank):
     """External reads (the network interface's port, always granted) hit the banks of A, B
-    and the bias words at random while GEMM and REQUANT run: every read returns its word two
-    cycles after the request, and the layer's result is still bit-exact (the engine and
+    and the bias words at random while GEMM and REQUANT run: every read returns its word
+    READ_LATENCY cycles after the request, and the layer's result is still bit-exact (the engine and
     REQUANT work out their grants from the external request; a wrong guess loses or
     duplicates a beat). With ``same_bank`` A and B share a bank as well."""
     rng = np.random.default_rng(7 + same_bank)
@@ -213,6 +213,60 @@ def test_external_reads_during_gemm_and_requant(same_bank):
         assert [d for _, d in reads] == [spm[a_] for a_, _ in reads]
         got = word_lanes(await read_spm(ctx, dut, range(dst, dst + nrows)))
         np.testing.assert_array_equal(got[:, :C], expect)
+    simulate(tb)
+
+
+def test_external_writes_during_requant():
+    """External writes (the network interface's port, always granted) into the bank REQUANT
+    writes its results to, in bursts long enough that result writes wait and the vector unit
+    is held back (its `ready` is the result skid register's): every result row and every
+    external word lands, none lost or written twice."""
+    rng = np.random.default_rng(11)
+    nrows = 16
+    acc = rng.integers(-3000, 3000, (nrows, C))
+    mult, shift, zp = 300, 10, -2
+    expect = golden.requantize(acc, mult, shift, zp, -128, 127)
+    dst, ext_base, acc_dst = BANK + 3, BANK + 100, 0
+    prog = f"""
+        SETQ mult={mult} shift={shift} zp={zp}
+        REQUANT src={acc_dst} dst={dst} rows={nrows} bias=0 use_bias=0
+        HALT
+    """
+    ext = {ext_base + i: int(rng.integers(0, 1 << 32)) for i in range(120)}
+    counts = {"wait": 0, "held": 0}
+
+    async def tb(ctx, dut):
+        await load(ctx, dut, prog)
+        accmem = dut.accmem
+        for i, row in enumerate(acc):       # the accumulator rows, through the simulator
+            ctx.set(accmem.data[acc_dst + i],
+                    sum((int(v) & ((1 << AW) - 1)) << (j * AW) for j, v in enumerate(row)))
+        await start(ctx, dut)
+        pending = list(ext.items())
+        for cycle in range(TIMEOUT):
+            stopped = ctx.get(dut.halted) or ctx.get(dut.error)
+            burst = (cycle // 12) % 2 == 0 and cycle >= 8
+            if pending and burst:
+                a_, w = pending[0]
+                ctx.set(dut.spm_wr.addr, a_)
+                ctx.set(dut.spm_wr.data, w)
+                ctx.set(dut.spm_wr.en, 1)
+                assert ctx.get(dut.spm_wr.ready)          # the external port always wins
+                pending.pop(0)
+            else:
+                ctx.set(dut.spm_wr.en, 0)
+            counts["wait"] += ctx.get(dut.spm.wr[1].en) and not ctx.get(dut.spm.wr[1].ready)
+            counts["held"] += ctx.get(dut.vector.out.valid) and not ctx.get(dut.vector.out.ready)
+            await ctx.tick()
+            if stopped and not pending:
+                break
+        ctx.set(dut.spm_wr.en, 0)
+        assert ctx.get(dut.halted) and not ctx.get(dut.error)
+        assert counts["wait"] > 10 and counts["held"] > 5, counts   # the test does contend
+        got = word_lanes(await read_spm(ctx, dut, range(dst, dst + nrows + 1)))
+        np.testing.assert_array_equal(got[:nrows, :C], expect)
+        assert (got[nrows] == 0).all()                              # nothing past the rows
+        assert await read_spm(ctx, dut, list(ext)) == list(ext.values())
     simulate(tb)
 
 

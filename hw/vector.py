@@ -99,8 +99,8 @@ class VectorUnit(wiring.Component):
             -> [E2: the two clamp compares] -> (clamp select) -> [lane register]
             -> [output FIFO] -> out
 
-    ``inp.ready`` depends on registered state only (a credit check: beats accepted and not
-    yet delivered < ``FIFO_DEPTH``, and the multiplier free from the next cycle on), so there
+    ``inp.ready`` is a flip-flop (a credit check: beats accepted and not yet delivered <
+    ``FIFO_DEPTH``, and the multiplier free from the next cycle on), so there
     is no combinational path from ``out.ready`` (or any other input) to ``inp.ready``; with
     ``out.ready`` held high the unit accepts the next beat as soon as the last pass of the
     current one is issued.
@@ -181,8 +181,8 @@ class VectorUnit(wiring.Component):
         # A lane whose acc + bias fits in 18 bits signed needs one pass (the whole value is one
         # multiplier operand); otherwise `n` passes, top chunk first.
         # `fits` is registered with the sum (computed from the adder's output at the take), so
-        # `inp.ready` (through `last_issue`) is a few gates from flip-flops, not behind the
-        # sums' 15-bit tests: the caller's issue logic depends on it.
+        # the pass control (and `inp.ready`'s next value) is not behind the sums' 15-bit
+        # tests, except with a single lane.
         s1 = [Signal(signed(aw), name=f"sum1_{i}") for i in range(L)]
         sums = [Signal(signed(aw), name=f"sum0_{i}") for i in range(L)]
         m.d.comb += [sums[i].eq((self.inp.payload.acc[i] + self.inp.payload.bias)[:aw].as_signed())
@@ -196,15 +196,31 @@ class VectorUnit(wiring.Component):
             top = sums[i][17:]                           # all sign copies: fits in 18 bits
             m.d.comb += fits_in[i].eq((top.all() | ~top.any()) if aw > 18 else 1)
         last_pass = Signal(name="last_pass")             # the lane's last pass is issued
-        last_issue = Signal(name="last_issue")           # the beat's last pass is issued
         m.d.comb += [
             last_pass.eq(fits[0] | (cj == n - 1)),
-            last_issue.eq(busy & (li == L - 1) & last_pass),
-            self.inp.ready.eq((count < self.FIFO_DEPTH) & (~busy | last_issue)),
             take.eq(self.inp.valid & self.inp.ready),
             give.eq(self.out.valid & self.out.ready),
         ]
-        m.d.sync += count.eq(count + take - give)
+        # `inp.ready` = credits left and (idle or the beat's last pass issued), as a
+        # flip-flop: worked out from this cycle's state for the next (on the tiny chip the
+        # combinational version, `fits0` -> `last_pass` -> `inp.ready` -> the caller's take ->
+        # `busy`, `li`, `cj`, ran between the core and the DSP's corner: 74.9 MHz).
+        ready = Signal(init=1, name="ready")
+        count_n = Signal.like(count, name="count_n")
+        last_n = Signal(name="last_issue_n")             # next cycle issues the beat's last pass
+        m.d.comb += [count_n.eq(count + take - give), self.inp.ready.eq(ready)]
+        with m.If(take):                                 # lane 0, pass 0 of the new beat
+            m.d.comb += last_n.eq((L == 1) & (fits_in[0] | (n == 1)))
+        with m.Elif(busy & last_pass):
+            if L > 1:                                    # next lane (lane 1 moves down), pass 0
+                m.d.comb += last_n.eq((li == L - 1) | ((li == L - 2) & (fits[1] | (n == 1))))
+            else:
+                m.d.comb += last_n.eq(1)                 # idle next
+        with m.Elif(busy):                               # next pass of this lane
+            m.d.comb += last_n.eq((li == L - 1) & (fits[0] | (cj == n - 2)))
+        with m.Else():
+            m.d.comb += last_n.eq(1)                     # idle
+        m.d.sync += [count.eq(count_n), ready.eq((count_n < self.FIFO_DEPTH) & last_n)]
 
         # S1: bias added (wrapping), parameters captured with the beat.
         tag1 = Signal(tw, name="tag1")

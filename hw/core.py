@@ -376,6 +376,10 @@ class Core(wiring.Component):
             m.d.sync += c_ok.bit_select(w_tag[:tb], 1).eq(1)
         w_takes = Signal(name="w_takes")                                # C of w_tag moves
         m.d.comb += w_takes.eq(wait_take & ~w_zero)
+        # `w_ge` is set only in the WAIT state, which then stays there for a cycle: it is the
+        # take itself, no state decode behind it (the tiny chip's seed-2 path at 93.0 MHz ran
+        # from `seq_state` through the take into the tag LUT-RAM's write enable).
+        m.d.comb += wait_take.eq(w_ge)
 
         inc_v0 = Signal(name="inc_v0")
         inc_t0 = Signal(isa.TAG_BITS, name="inc_t0")
@@ -823,7 +827,6 @@ class Core(wiring.Component):
             with m.State("WAIT"):
                 m.d.comb += [self.running.eq(1), net_wait.eq(1)]
                 with m.If(w_ge):
-                    m.d.comb += wait_take.eq(1)
                     done()
                 with m.Else():
                     m.d.sync += [w_rv.eq(1),

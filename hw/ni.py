@@ -27,7 +27,8 @@ class NetworkInterface(wiring.Component):
 
     Ingress (request network), one flit per cycle, ``req_in.ready`` a flip-flop: ``WRITE``
     bodies go to ``spm_wr`` at ``address + i`` (through a write register, the cycle after
-    they arrive; the core always accepts them); with the tail word of a packet from a core
+    they arrive, and ``spm_wr`` itself is a register, so the core's write arbitration starts
+    at flip-flops; the core always accepts them); with the tail word of a packet from a core
     (``src_host = 0``) the tag counter ``tag`` is incremented (``tag_inc``), so a counted
     packet's data is always in place. ``IMEM_WRITE`` bodies go to ``imem_wr``. A ``READ_REQ``
     (scratchpad) or ``IMEM_READ`` (instruction memory, through ``imem_rd``) is latched, two
@@ -112,11 +113,18 @@ class NetworkInterface(wiring.Component):
         pend_n, pend2_n = Signal(name="rd_pending_n"), Signal(name="rd_pending2_n")
         m.d.sync += ready.eq(~pend2_n & ~(pend_n & inp.valid & inp.ready & (
             (in_type == PacketType.READ_REQ) | (in_type == PacketType.IMEM_READ))))
+        # The scratchpad write and the tag increment leave through registers (the increment
+        # with its tail word, so a counted packet's data is still in place first): the write
+        # request goes into the core's bank arbitration, and from there into REQUANT's write
+        # grant (the tiny chip's critical path at 91.5 MHz ran from the ingress state through
+        # the write enable and that grant).
+        spm_en, inc_v = Signal(name="in_spm_en"), Signal(name="in_tag_inc")
+        m.d.sync += [self.spm_wr.en.eq(spm_en), self.spm_wr.addr.eq(wptr),
+                     self.spm_wr.data.eq(rx.data[:self.cfg.word_width]),
+                     self.tag_inc.valid.eq(inc_v), self.tag_inc.tag.eq(cur.tag)]
         m.d.comb += [
             inp.ready.eq(ready),
-            self.spm_wr.addr.eq(wptr), self.spm_wr.data.eq(rx.data[:self.cfg.word_width]),
             self.imem_wr.addr.eq(wptr), self.imem_wr.data.eq(rx.data),
-            self.tag_inc.tag.eq(cur.tag),
         ]
         with m.FSM(name="ingress"):
             with m.State("HEAD"):
@@ -134,8 +142,7 @@ class NetworkInterface(wiring.Component):
                             m.next = "DROP"
             with m.State("BODY"):
                 with m.If(cur.type == PacketType.WRITE):
-                    m.d.comb += [self.spm_wr.en.eq(rx_v),
-                                 self.tag_inc.valid.eq(rx_v & rx.last & ~cur.src_host)]
+                    m.d.comb += [spm_en.eq(rx_v), inc_v.eq(rx_v & rx.last & ~cur.src_host)]
                 with m.Else():
                     m.d.comb += self.imem_wr.en.eq(rx_v)
                 with m.If(rx_v):

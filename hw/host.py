@@ -448,13 +448,24 @@ class HostInterface(wiring.Component):
         # Read mux for register reads.
         rd_ok = Signal()
         rd_val = Signal(32)
-        perf = Array([Array(list(self.core_perf[i])) for i in range(N)])
         cstat = Array([Cat(self.core_running[i], self.core_halted[i], self.core_error[i],
                            Const(0, 1), self.core_error_code[i],
                            Const(0, CORE_PC_LSB - CORE_ERROR_CODE_LSB - ERROR_CODE_BITS),
                            self.core_pc[i]) for i in range(N)])
         gmask_low = Array([sh[:32] for sh in shadow])
         gphase = Array(list(self.grp_phases))
+        # A core register is selected in two registered stages: the word of the offset in
+        # every core (`core_word`, next to its counters), then the core. As one multiplexer
+        # it ran from the decoded address across every core's counters into `rd_val_r`
+        # (10 nets, the tiny chip's deepest estimated path after the NI's write).
+        core_word = [Signal(32, name=f"core_word{i}") for i in range(N)]
+        coff = ra["coff"]
+        k = Signal(range(len(PERF_COUNTERS)), name="perf_k")
+        m.d.comb += k.eq((coff - (CoreReg.PERF_BUSY_LO >> 2))[1:])
+        for i in range(N):
+            val = Array(list(self.core_perf[i]))[k]
+            m.d.sync += core_word[i].eq(Mux(coff == CoreReg.STATUS >> 2, cstat[i],
+                                            Mux(coff[0], val[32:], val[:32])))
         with m.If(ra["low"]):
             with m.Switch(ra["woff"]):
                 with m.Case(Reg.ID >> 2):
@@ -479,14 +490,9 @@ class HostInterface(wiring.Component):
                         m.d.comb += [rd_ok.eq(1), rd_val.eq(gphase[ra["gidx"]])]
         with m.Elif(ra["is_core"]):
             coff = ra["coff"]
-            with m.If(coff == CoreReg.STATUS >> 2):
-                m.d.comb += [rd_ok.eq(1), rd_val.eq(cstat[ra["cidx"]])]
-            with m.Elif((coff >= CoreReg.PERF_BUSY_LO >> 2) & (coff <= CoreReg.PERF_MACS_HI >> 2)):
-                k = Signal(range(len(PERF_COUNTERS)), name="perf_k")
-                m.d.comb += k.eq((coff - (CoreReg.PERF_BUSY_LO >> 2))[1:])
-                val = Signal(PERF_WIDTH, name="perf_val")
-                m.d.comb += val.eq(perf[ra["cidx"]][k])
-                m.d.comb += [rd_ok.eq(1), rd_val.eq(Mux(coff[0], val[32:], val[:32]))]
+            with m.If((coff == CoreReg.STATUS >> 2)
+                      | ((coff >= CoreReg.PERF_BUSY_LO >> 2) & (coff <= CoreReg.PERF_MACS_HI >> 2))):
+                m.d.comb += [rd_ok.eq(1), rd_val.eq(Array(core_word)[ra["cidx"]])]
 
         # ---------------------------------------------------------------- window packets
         xs = Array([Const(i % cfg.mesh.cols, fmt.coord_width) for i in range(WN)])
@@ -536,15 +542,16 @@ class HostInterface(wiring.Component):
         prefer_read = Signal()
         rd_pending = Signal()
         wr_pending = Signal()
-        # A register read answers from `rd_val_r`, the read multiplexer registered: its address
-        # decode was taken with the address, so the answer waits one cycle more (`ar_full_d`),
-        # and one more after the sequencer served a write (`w_turn`), so a read after a write
+        # A register read answers from `rd_val_r`, the read multiplexer registered (and a
+        # core's word registered before it, `core_word`): its address decode was taken with
+        # the address, so the answer waits two cycles more (`ar_full_d`, `ar_full_d2`), and
+        # two more after the sequencer served a write (`w_turn`), so a read after a write
         # sees the write's effect.
-        ar_full_d, w_turn = Signal(), Signal()
+        ar_full_d, ar_full_d2, w_turn = Signal(), Signal(), Signal()
         rd_ok_r, rd_val_r, cycles_hi_r = Signal(), Signal(32), Signal(32)
-        m.d.sync += [ar_full_d.eq(ar_full & ~w_turn), rd_ok_r.eq(rd_ok), rd_val_r.eq(rd_val),
-                     cycles_hi_r.eq(cycles[32:])]
-        m.d.comb += [rd_pending.eq(ar_full & ar_full_d & ~rvalid),
+        m.d.sync += [ar_full_d.eq(ar_full & ~w_turn), ar_full_d2.eq(ar_full_d & ~w_turn),
+                     rd_ok_r.eq(rd_ok), rd_val_r.eq(rd_val), cycles_hi_r.eq(cycles[32:])]
+        m.d.comb += [rd_pending.eq(ar_full & ar_full_d2 & ~rvalid),
                      wr_pending.eq(aw_full & w_full & ~bvalid)]
 
         with m.FSM(name="seq"):

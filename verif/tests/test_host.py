@@ -334,7 +334,7 @@ def test_registers_and_axi_orderings():
 
 def test_register_latency():
     """docs/host.md: a register write answers 2 cycles after its AW/W handshake, a register
-    read 3 cycles after its AR handshake."""
+    read 4 cycles after its AR handshake."""
     dut = HostInterface(TINY)
     d = dut
 
@@ -361,7 +361,7 @@ def test_register_latency():
                                          d.s_axil_awready, d.s_axil_bvalid) == 2
         ctx.set(d.s_axil_araddr, Reg.DATA2)
         assert await handshake_then_wait(ctx, (d.s_axil_arvalid,), d.s_axil_arready,
-                                         d.s_axil_rvalid) == 3
+                                         d.s_axil_rvalid) == 4
         assert ctx.get(d.s_axil_rdata) == 0xC0FFEE
 
     run(dut, main)

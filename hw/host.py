@@ -448,10 +448,10 @@ class HostInterface(wiring.Component):
         # Read mux for register reads.
         rd_ok = Signal()
         rd_val = Signal(32)
-        cstat = Array([Cat(self.core_running[i], self.core_halted[i], self.core_error[i],
+        cstat = [Cat(self.core_running[i], self.core_halted[i], self.core_error[i],
                            Const(0, 1), self.core_error_code[i],
                            Const(0, CORE_PC_LSB - CORE_ERROR_CODE_LSB - ERROR_CODE_BITS),
-                           self.core_pc[i]) for i in range(N)])
+                           self.core_pc[i]) for i in range(N)]
         gmask_low = Array([sh[:32] for sh in shadow])
         gphase = Array(list(self.grp_phases))
         # A core register is selected in two registered stages: the word of the offset in
@@ -489,7 +489,6 @@ class HostInterface(wiring.Component):
                     with m.If(ra["is_gphase"]):
                         m.d.comb += [rd_ok.eq(1), rd_val.eq(gphase[ra["gidx"]])]
         with m.Elif(ra["is_core"]):
-            coff = ra["coff"]
             with m.If((coff == CoreReg.STATUS >> 2)
                       | ((coff >= CoreReg.PERF_BUSY_LO >> 2) & (coff <= CoreReg.PERF_MACS_HI >> 2))):
                 m.d.comb += [rd_ok.eq(1), rd_val.eq(Array(core_word)[ra["cidx"]])]

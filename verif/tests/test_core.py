@@ -219,7 +219,7 @@ def test_external_reads_during_gemm_and_requant(same_bank):
 def test_external_writes_during_requant():
     """External writes (the network interface's port, always granted) into the bank REQUANT
     writes its results to, in bursts long enough that result writes wait and the vector unit
-    is held back (its `ready` is the result skid register's): every result row and every
+    is held back (its `ready` is the result FIFO's): every result row and every
     external word lands, none lost or written twice."""
     rng = np.random.default_rng(11)
     nrows = 16

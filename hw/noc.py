@@ -127,6 +127,10 @@ class Router(wiring.Component):
         Input FIFO depth in flits (>= 1; 1 halves throughput, see ``docs/noc.md``).
     host : bool
         The West port is the host port (only for ``x == y == 0``).
+    host_in : bool
+        With ``host``: the host injects through the West input. ``False`` (the response
+        network, where the host only receives) leaves that input out: no FIFO, no arbitration
+        input, ``in_w.ready`` = 0.
     counter_width : int
         Width of the wrap-around flit counters.
 
@@ -146,13 +150,18 @@ class Router(wiring.Component):
     """
 
     def __init__(self, *, x, y, rows, cols, data_width, buffer_depth, host=False,
-                 counter_width=32):
+                 host_in=True, counter_width=32):
         _check_router_args(x, y, rows, cols, data_width, buffer_depth, counter_width, host)
+        if not isinstance(host_in, bool):
+            raise TypeError(f"host_in must be a bool, not {host_in!r}")
         self.x, self.y, self.rows, self.cols = x, y, rows, cols
         self.buffer_depth = buffer_depth
         self.host = host
         self.layout = flit_layout(data_width, coord_width(rows, cols))
         self.turns = router_turns(x, y, rows, cols, host)
+        if host and not host_in:
+            self.turns = {o: tuple(i for i in srcs if i != Port.W)
+                          for o, srcs in self.turns.items() if srcs != (Port.W,)}
         sig = {}
         for p in Port:
             sig[f"in_{PORT_NAMES[p]}"] = In(stream.Signature(self.layout))
@@ -274,9 +283,10 @@ class Router(wiring.Component):
         return m
 
 
-def make_router(cfg, x, y, *, counter_width=32):
+def make_router(cfg, x, y, *, counter_width=32, host_in=True):
     """The router at ``(x, y)`` of a mesh of ``cfg``: :class:`Router`, :class:`LaneRouter` or
-    :class:`VcRouter` by ``cfg.noc.router``; the host port on ``(0, 0)``."""
+    :class:`VcRouter` by ``cfg.noc.router``; the host port on ``(0, 0)``. ``host_in=False``
+    leaves the host's input out of the wormhole router (the lane and VC routers keep it)."""
     fmt = PacketFormat.from_config(cfg)
     args = dict(x=x, y=y, rows=fmt.rows, cols=fmt.cols, data_width=fmt.data_width,
                 buffer_depth=cfg.noc.buffer_depth, host=(x, y) == (0, 0),
@@ -285,7 +295,7 @@ def make_router(cfg, x, y, *, counter_width=32):
         return LaneRouter(mc_depth=cfg.noc.mc_depth, address_width=fmt.address_width, **args)
     if cfg.noc.router == "vc":
         return VcRouter(vcs=cfg.noc.vcs, address_width=fmt.address_width, **args)
-    return Router(**args)
+    return Router(host_in=host_in, **args)
 
 
 class Mesh(wiring.Component):
@@ -298,6 +308,10 @@ class Mesh(wiring.Component):
         packet format widths (:class:`hasp.hw.packet.PacketFormat`).
     counter_width : int
         Width of the per-link flit counters.
+    host_in : bool
+        ``False``: the host only receives on this mesh; a wormhole mesh then has no host input
+        (:attr:`host_in` is ignored, ``ready`` = 0). :class:`NoC` builds its response network
+        so: an input FIFO that never fills is area, and its level was a routed critical path.
 
     Members
     -------
@@ -319,7 +333,7 @@ class Mesh(wiring.Component):
         Sticky: some router dropped a flit whose destination is outside the mesh.
     """
 
-    def __init__(self, cfg, *, counter_width=32):
+    def __init__(self, cfg, *, counter_width=32, host_in=True):
         fmt = self.format = PacketFormat.from_config(cfg)
         _check_int("counter_width", counter_width, 1, 64)
         self.rows, self.cols = fmt.rows, fmt.cols
@@ -327,7 +341,8 @@ class Mesh(wiring.Component):
         self.kind = cfg.noc.router
         for y in range(fmt.rows):
             for x in range(fmt.cols):
-                self.routers[x, y] = make_router(cfg, x, y, counter_width=counter_width)
+                self.routers[x, y] = make_router(cfg, x, y, counter_width=counter_width,
+                                                 host_in=host_in)
         flit = stream.Signature(fmt.flit)
         super().__init__({
             "local_in": In(flit).array(fmt.cores),
@@ -388,7 +403,8 @@ class NoC(wiring.Component):
     req_out, resp_out : ``Out(stream.Signature(flit)).array(cores)``
         Per-core ejection from the request / response network (as :attr:`Mesh.local_out`).
     host_req_in, host_resp_in : ``In(stream.Signature(flit))``
-        Host injection into the request / response network.
+        Host injection into the request / response network; the host sends no responses, so
+        ``host_resp_in`` is ignored (``ready`` = 0) with wormhole routers (``Mesh(host_in=False)``).
     host_req_out, host_resp_out : ``Out(stream.Signature(flit))``
         Packets with ``to_host`` set, from the request / response network.
     req_flit_count, resp_flit_count : ``Out(counter_width).array(cores, 5)``
@@ -401,7 +417,7 @@ class NoC(wiring.Component):
         PacketFormat.from_config(cfg)
         _check_int("counter_width", counter_width, 1, 64)
         self.req = Mesh(cfg, counter_width=counter_width)
-        self.resp = Mesh(cfg, counter_width=counter_width)
+        self.resp = Mesh(cfg, counter_width=counter_width, host_in=False)
         self.format = self.req.format
         flit = stream.Signature(self.format.flit)
         cores = self.format.cores

@@ -370,9 +370,17 @@ def _run(cmd, log: Path, timeout, what):
     return time.monotonic() - t0
 
 
+#: The Yosys 0.70 ``-abc9`` failure some netlists hit while ABC's mapping is put back into the
+#: design (``ABC_OPS_REINTEGRATE``, a pass refactored in 2026); :func:`synth` then maps with
+#: ``abc`` instead and says so in ``mapper``.
+ABC9_REINTEGRATE_BUG = "GetSize(conn.first) == GetSize(conn.second)"
+
+
 def yosys_script(family: str, block_v: Path, harness_v: Path, module: str, netlist: Path,
-                 stat: Path) -> str:
-    synth_cmd = {"ecp5": "synth_ecp5 -abc9", "ice40": "synth_ice40 -abc9 -dsp"}[family]
+                 stat: Path, abc9: bool = True) -> str:
+    synth_cmd = {"ecp5": "synth_ecp5", "ice40": "synth_ice40 -dsp"}[family]
+    if abc9:
+        synth_cmd += " -abc9"
     return "\n".join([
         f"read_verilog {block_v.name}",
         f"read_verilog {harness_v.name}",
@@ -490,7 +498,6 @@ def synth(cfg, block: str, target: str, out_dir=None, *, pnr: bool = True,
     hpath = harness_verilog(module, ports, out_dir, tgt.family)
     netlist, stat = out_dir / "netlist.json", out_dir / "stat.json"
     script = out_dir / "synth.ys"
-    script.write_text(yosys_script(tgt.family, vpath, hpath, module, netlist, stat))
 
     result = {"block": block, "preset": cfg.name, "target": target, "device": tgt.description,
               "module": module, "out_dir": str(out_dir),
@@ -498,8 +505,21 @@ def synth(cfg, block: str, target: str, out_dir=None, *, pnr: bool = True,
               "io_bits": {"in": sum(p["width"] for p in ports
                                     if p["direction"] == "input" and p["name"] not in ("clk", "rst")),
                           "out": sum(p["width"] for p in ports if p["direction"] == "output")}}
-    t = _run(yosys + ["-q", "-l", "yosys.log", "-s", script.name], out_dir / "yosys.out",
-             timeout, "yosys")
+    t = 0.0
+    for abc9 in (True, False):
+        script.write_text(yosys_script(tgt.family, vpath, hpath, module, netlist, stat, abc9))
+        try:
+            t += _run(yosys + ["-q", "-l", "yosys.log", "-s", script.name],
+                      out_dir / "yosys.out", timeout, "yosys")
+            break
+        except SynthError as e:
+            if not abc9 or isinstance(e, ToolMissing) or ABC9_REINTEGRATE_BUG not in str(e):
+                raise
+            print(f"hasp synth: Yosys -abc9 failed ({e}); mapping again with abc",
+                  file=sys.stderr)
+            result["mapper_note"] = ("-abc9 hit Yosys' ABC_OPS_REINTEGRATE assertion; "
+                                     "mapped with abc (Fmax not comparable to abc9 runs)")
+    result["mapper"] = "abc9" if abc9 else "abc"
     result["yosys_seconds"] = round(t, 1)
     result["resources"] = parse_yosys_stat(json.loads(stat.read_text()), module, tgt.family)
     pre = _fits(result, tgt)
@@ -554,7 +574,8 @@ def _fits(result, tgt: Target) -> dict:
 def format_result(res: dict) -> str:
     b = res["resources"]["block"]
     lines = [f"{res['block']} ({res['preset']}) on {res['target']}: {res['device']}",
-             f"  tools: {', '.join(res['tools'].values())}",
+             f"  tools: {', '.join(res['tools'].values())}; LUT mapping: {res['mapper']}"
+             + (f" ({res['mapper_note']})" if "mapper_note" in res else ""),
              f"  block ({res['module']}): {b['lut4']} LUT4 + {b['carry']} carry "
              f"(= {b['lut4_equiv']} LUT4 sites), {b['ff']} FF, {b['dsp']} DSP, "
              f"{b['bram']} block RAM, {b['lutram']} LUT-RAM"]

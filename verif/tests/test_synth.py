@@ -237,10 +237,44 @@ def test_yosys_pe_uses_one_dsp(tmp_path):
     # operands 8 + 8, product copy 16, acc 32, result 32, flags and their decode bits 10
     assert 90 <= b["ff"] <= 130
     assert res["fits"]["fits"] and res["tools"]["yosys"].startswith("Yosys ")
+    assert res["mapper"] == "abc9" and "mapper_note" not in res
     cells = json.loads((tmp_path / "netlist.json").read_text())["modules"][res["module"]]["cells"]
     dsps = [c["parameters"] for c in cells.values() if c["type"] == "MULT18X18D"]
     assert len(dsps) == 1
     assert all(dsps[0][f"REG_{r}_CLK"] == "CLK0" for r in ("INPUTA", "INPUTB", "OUTPUT"))
+
+
+@needs_yosys
+def test_abc9_reintegrate_bug_falls_back_to_abc(tmp_path, monkeypatch):
+    """The Yosys 0.70 -abc9 assertion maps again with abc and says so; any other Yosys
+    failure is reported as it is, without a second run."""
+    real, scripts = S._run, []
+
+    def run(cmd, log, timeout, what):
+        if what == "yosys":
+            text = (log.parent / "synth.ys").read_text()
+            scripts.append(text)
+            if "-abc9" in text:
+                raise S.SynthError(f"yosys failed: ERROR: Assert `{S.ABC9_REINTEGRATE_BUG}' "
+                                   f"failed in kernel/rtlil.cc:3091. (log: {log})")
+        return real(cmd, log, timeout, what)
+
+    monkeypatch.setattr(S, "_run", run)
+    res = S.synth(preset("tiny"), "pe", "ecp5-85k", tmp_path, pnr=False, timeout=120)
+    assert len(scripts) == 2 and "-abc9" not in scripts[1] and "synth_ecp5" in scripts[1]
+    assert res["mapper"] == "abc" and "ABC_OPS_REINTEGRATE" in res["mapper_note"]
+    assert res["resources"]["block"]["dsp"] == 1
+    assert "LUT mapping: abc (" in S.format_result(res)
+
+    def other(cmd, log, timeout, what):
+        scripts.append(what)
+        raise S.SynthError("yosys failed: ERROR: syntax error (log: x)")
+
+    monkeypatch.setattr(S, "_run", other)
+    scripts.clear()
+    with pytest.raises(S.SynthError, match="syntax error"):
+        S.synth(preset("tiny"), "pe", "ecp5-85k", tmp_path, pnr=False, timeout=120)
+    assert scripts == ["yosys"]
 
 
 @pytest.mark.long

@@ -643,6 +643,11 @@ class Core(wiring.Component):
                      g_acc_bad.eq(g_rows > g_droom)]
 
         net_wait = Signal(name="net_wait")
+        # `send.valid` is a flip-flop, high exactly in the SEND state (set by SEND_CHECK,
+        # cleared when the NI takes the job): decoded from the state it started the NI's
+        # egress read requests (a deep path of the tiny chip's netlist).
+        send_valid = Signal(name="send_valid")
+        m.d.comb += self.send.valid.eq(send_valid)
         sync_wait = Signal(name="sync_wait")
 
         with m.FSM(name="seq"):
@@ -800,7 +805,8 @@ class Core(wiring.Component):
                                   (sd_tag_bad, CoreError.BAD_TAG))):
                     m.next = "ERROR"
                 with m.Else():
-                    m.d.sync += [send_req.src.eq(sv.src), send_req.len.eq(sv.len + 1),
+                    m.d.sync += [send_valid.eq(1),
+                                 send_req.src.eq(sv.src), send_req.len.eq(sv.len + 1),
                                  send_req.x.eq(sv.x), send_req.y.eq(sv.y),
                                  send_req.dst.eq(sv.dst), send_req.tag.eq(sv.tag)]
                     m.next = "SEND"
@@ -821,8 +827,9 @@ class Core(wiring.Component):
                     done()
 
             with m.State("SEND"):
-                m.d.comb += [self.running.eq(1), net_wait.eq(1), self.send.valid.eq(1)]
+                m.d.comb += [self.running.eq(1), net_wait.eq(1)]
                 with m.If(self.send.ready):
+                    m.d.sync += send_valid.eq(0)
                     with m.If(self.send_done):
                         done()
                     with m.Else():

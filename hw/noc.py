@@ -82,6 +82,21 @@ def router_turns(x: int, y: int, rows: int, cols: int, host: bool = False) -> di
     return turns
 
 
+def flagged_fifo(m, name, width, depth):
+    """A ``SyncFIFO`` submodule ``name`` with its ``r_rdy`` / ``w_rdy`` also kept in flip-flops
+    (equal to the FIFO's own every cycle, worked out from this cycle's enables): a router's
+    arbitration and its upstream neighbour read them without a compare of ``level`` in front.
+    Returns ``(fifo, nonempty, nonfull)``."""
+    f = m.submodules[name] = SyncFIFO(width=width, depth=depth)
+    nonempty = Signal(name=f"{name}_nonempty")
+    nonfull = Signal(init=1, name=f"{name}_nonfull")
+    do_w, do_r = f.w_en & nonfull, f.r_en & nonempty
+    room2 = (f.level <= depth - 2) if depth >= 2 else Const(0)
+    m.d.sync += [nonempty.eq(do_w | (f.level >= 2) | (nonempty & ~do_r)),
+                 nonfull.eq(do_r | room2 | (nonfull & ~do_w))]
+    return f, nonempty, nonfull
+
+
 def _check_router_args(x, y, rows, cols, data_width, buffer_depth, counter_width, host):
     """The constructor arguments every router micro-architecture shares."""
     _check_int("rows", rows, 1, 64)
@@ -196,13 +211,13 @@ class Router(wiring.Component):
         head, valid, route, r_en, r_en_sig = {}, {}, {}, {}, {}
         for i in ins:
             n = PORT_NAMES[i]
-            fifo = m.submodules[f"fifo_{n}"] = SyncFIFO(width=self.layout.size,
-                                                         depth=self.buffer_depth)
+            fifo, nonempty, nonfull = flagged_fifo(m, f"fifo_{n}", self.layout.size,
+                                                   self.buffer_depth)
             port = self.inputs[i]
             m.d.comb += [fifo.w_data.eq(port.payload), fifo.w_en.eq(port.valid),
-                         port.ready.eq(fifo.w_rdy)]
+                         port.ready.eq(nonfull)]
             head[i] = fifo.r_data
-            valid[i] = fifo.r_rdy
+            valid[i] = nonempty
             r_en_sig[i] = fifo.r_en
             flit = data.View(self.layout, fifo.r_data)
 

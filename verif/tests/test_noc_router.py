@@ -9,7 +9,7 @@ import pytest
 from amaranth.hdl import Shape
 
 from hasp.config import ChipConfig, MeshConfig, preset
-from hasp.hw.noc import Mesh, NoC, Port, Router, router_turns, xy_route
+from hasp.hw.noc import Mesh, NoC, Port, Router, flagged_fifo, router_turns, xy_route
 from hasp.hw.packet import PacketType, flit_layout, make_packet, pack
 
 from hasp.verif.noc_tb import Sink, Source, run_streams, simulate
@@ -200,6 +200,32 @@ def test_router_routes_every_destination(x, y, host, host_in):
 
     simulate(dut, bench)
     assert len(seen) == len(cases)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_flagged_fifo_flags_equal_the_fifos_own(depth):
+    """The registered nonempty / nonfull flags equal SyncFIFO's r_rdy / w_rdy every cycle
+    through random writes and reads that fill and drain the FIFO."""
+    from amaranth.hdl import Module
+    m = Module()
+    f, nonempty, nonfull = flagged_fifo(m, "q", 8, depth)
+    rng = random.Random(depth)
+    seen = set()
+
+    async def bench(ctx):
+        for n in range(400):
+            phase = (n // 40) % 2                 # bursts that fill, then drain
+            ctx.set(f.w_en, rng.random() < (0.8 if phase == 0 else 0.2))
+            ctx.set(f.r_en, rng.random() < (0.2 if phase == 0 else 0.8))
+            ctx.set(f.w_data, n & 0xFF)
+            await ctx.delay(1e-9)
+            got = (ctx.get(nonempty), ctx.get(nonfull))
+            assert got == (ctx.get(f.r_rdy), ctx.get(f.w_rdy)), (n, got, ctx.get(f.level))
+            seen.add(ctx.get(f.level))
+            await ctx.tick()
+
+    simulate(m, bench)
+    assert seen == set(range(depth + 1))      # empty, full and everything between
 
 
 # --------------------------------------------------------------------------------------------

@@ -552,8 +552,8 @@ class Core(wiring.Component):
             m.next = "ERROR"
 
         def checked(*checks):
-            """The registered check flags of a *_CHECK state, as (flag, code) pairs, first
-            first: the error code is written in the state whatever the flags say (NONE when
+            """The registered check flags of a *_CHECK state, as (flag, code) pairs in priority
+            order: the error code is written in the state whatever the flags say (NONE when
             none is set), so the flags reach err_code's data, not its enable (tiny chip
             seed 1's critical path at 97.1 MHz ran from the flags into that enable).
             Returns whether any failed; the caller moves to ERROR then."""

@@ -127,16 +127,20 @@ class GemmEngine(wiring.Component):
         # A tile's R rows are added to `rows_left` the cycle after its last read pair
         # (`tile_done_r`: no adder behind `fire`); `busy` counts that cycle in.
         tile_done_r = Signal(name="tile_done_r")
-        m.d.comb += self.busy.eq(issuing | tile_done_r | (rows_left != 0))
+        # `busy` = issuing | tile_done_r | (rows_left != 0), kept as the flip-flop `idle` (its
+        # inverse, computed from the next values of the three): it enables the ~100 command
+        # registers' reloads, and decoded from `rows_left` it was the tiny chip's seed-1
+        # critical path (91.4 MHz, `rows_left` -> `busy` -> the reload of `kleft`).
+        idle = Signal(init=1, name="idle")
+        m.d.comb += self.busy.eq(~idle)
         # While idle the command registers follow `cmd` every cycle, so `start` itself only
         # sets `issuing` (a small fan-out behind the caller's start condition).
         # `k_z`, `nj_z`, `mi_z`: the counters are zero, as flip-flops kept with them (so
         # after `fire` only these flags decide, no zero test of a counter).
         k_z, nj_z, mi_z = Signal(name="k_z"), Signal(name="nj_z"), Signal(name="mi_z")
         k_m1_z, nt_m1_z = Signal(name="k_m1_z"), Signal(name="nt_m1_z")
-        with m.If(self.start & ~self.busy):
-            empty = (self.cmd.k == 0) | (self.cmd.m_tiles == 0) | (self.cmd.n_tiles == 0)
-            m.d.sync += issuing.eq(~empty)
+        issuing_n = Signal(name="issuing_n")
+        m.d.sync += issuing.eq(issuing_n)
 
         # Issue one A/B read pair per cycle while the FIFO has room (counting the reads in
         # flight: `used` = beats issued and not yet taken by the PE array).
@@ -211,7 +215,7 @@ class GemmEngine(wiring.Component):
             a_ptr_n.eq(Mux(k_z, Mux(nj_z, Mux(mi_z, a_ptr, next_a), a_tile), a_ptr + 1)),
             b_ptr_n.eq(Mux(k_z, Mux(nj_z, cmd.b_base, next_b), b_ptr + 1)),
         ]
-        with m.If(~self.busy):
+        with m.If(idle):
             m.d.sync += [cmd.eq(self.cmd), kleft.eq(k_in_m1), k_m1.eq(k_in_m1),
                          njleft.eq(nt_in_m1), nt_m1.eq(nt_in_m1), mileft.eq(mt_in_m1),
                          k_z.eq(k_in_m1 == 0), k_m1_z.eq(k_in_m1 == 0),
@@ -226,8 +230,9 @@ class GemmEngine(wiring.Component):
                          mileft.eq(mileft_n), mi_z.eq(mi_z_n),
                          a_tile.eq(a_tile_n), a_ptr.eq(a_ptr_n),
                          b_tile.eq(b_tile_n), b_ptr.eq(b_ptr_n)]
-            with m.If(k_z & nj_z & mi_z):
-                m.d.sync += issuing.eq(0)
+        empty = (self.cmd.k == 0) | (self.cmd.m_tiles == 0) | (self.cmd.n_tiles == 0)
+        m.d.comb += issuing_n.eq(Mux(self.start & idle, ~empty,
+                                     issuing & ~(fire & k_z & nj_z & mi_z)))
 
         # The words arrive from the scratchpad's output registers (through its bank
         # multiplexer) and go straight into the FIFO.
@@ -246,9 +251,11 @@ class GemmEngine(wiring.Component):
         wiring.connect(m, pe.out, wiring.flipped(self.out))
         tile_done = Signal(name="tile_done")
         m.d.comb += tile_done.eq(fire & k_z)
-        m.d.sync += [tile_done_r.eq(tile_done),
-                     rows_left.eq(rows_left + Mux(tile_done_r, R, 0)
-                                  - (self.out.valid & self.out.ready))]
+        rows_left_n = Signal.like(rows_left, name="rows_left_n")
+        m.d.comb += rows_left_n.eq(rows_left + Mux(tile_done_r, R, 0)
+                                   - (self.out.valid & self.out.ready))
+        m.d.sync += [tile_done_r.eq(tile_done), rows_left.eq(rows_left_n),
+                     idle.eq(~issuing_n & ~tile_done & (rows_left_n == 0))]
         m.d.comb += [self.macs.eq(pe.macs), self.mac_cycles.eq(pe.busy),
                      pe.clear_counters.eq(self.clear_counters)]
         return m

@@ -131,3 +131,58 @@ def test_gemm_bench_a_and_b_in_one_bank():
     got, stats = _bench_run(cfg, A, B)
     assert np.array_equal(got, golden.gemm(A, B))
     assert stats["cycles"] >= 2 * 9 * 2          # two tiles, two reads per beat
+
+
+def test_gemm_engine_busy_contract_and_back_to_back_start():
+    """The engine's `busy` (a flip-flop) is high from the cycle after `start` to the cycle of
+    the last result row, and a command started in the first idle cycle is sampled whole: the
+    second command (the first tile only) must give that tile, not the first command's."""
+    cfg = preset("tiny").replace(spm={"depth": 64})
+    R, C = cfg.pe.rows, cfg.pe.cols
+    dut = GemmBench(cfg)
+    eng = dut.engine
+    rng = np.random.default_rng(5)
+    A = rng.integers(-128, 128, (2 * R, 7))
+    B = rng.integers(-128, 128, (7, 2 * C))
+    aw, bw = golden.gemm_tile_words(A, B, R, C, cfg.pe.data_width)
+    b_base = (cfg.spm.banks // 2) * cfg.spm.depth
+    got = np.zeros((R, C), dtype=np.int64)
+    rows_seen = []
+
+    async def tb(ctx):
+        for base, words in ((0, aw), (b_base, bw)):
+            for i, w in enumerate(words):
+                ctx.set(dut.ld_addr, base + i)
+                ctx.set(dut.ld_data, w)
+                ctx.set(dut.ld_en, 1)
+                await ctx.tick()
+        ctx.set(dut.ld_en, 0)
+        for sig, v in ((dut.a_base, 0), (dut.b_base, b_base), (dut.k, 7), (dut.m_tiles, 2),
+                       (dut.n_tiles, 2)):
+            ctx.set(sig, v)
+        for mt, nt in ((2, 2), (1, 1)):
+            ctx.set(dut.m_tiles, mt)
+            ctx.set(dut.n_tiles, nt)
+            assert ctx.get(eng.busy) == 0
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            rows = 0
+            while True:
+                assert ctx.get(eng.busy) == 1, f"busy fell with {rows} of {mt * nt * R} rows out"
+                rows += ctx.get(eng.out.valid)
+                await ctx.tick()
+                if rows == mt * nt * R:
+                    break
+            rows_seen.append(rows)
+            # The cycle after the last row: idle, and the next start is taken right here.
+            assert ctx.get(eng.busy) == 0
+        await ctx.tick().until(dut.done)
+        for r in range(R):
+            ctx.set(dut.res_addr, r)
+            await ctx.tick()
+            got[r] = golden.unpack_lanes(ctx.get(dut.res_data), C, cfg.pe.acc_width)
+
+    run_sim(dut, tb)
+    assert rows_seen == [4 * R, R]
+    assert np.array_equal(got, golden.gemm(A[:R], B[:, :C]))

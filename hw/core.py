@@ -51,14 +51,25 @@ class TagIncSignature(wiring.Signature):
 
 
 def _ge_const(x, c):
-    """``x >= c`` for a constant ``c``: a test of the high bits when ``c`` is a power of two
-    (Yosys maps a compare with a constant to a carry chain)."""
+    """``x >= c`` for an unsigned ``x`` and a constant ``c``: a test of the high bits when ``c``
+    is a power of two or one more (Yosys maps a compare with a constant to a carry chain,
+    which after an adder puts two chains in series)."""
     if c <= 0:
         return Const(1)
+    if c >= 1 << len(x):
+        return Const(0)
+    k = (c - 1).bit_length() - 1
     if c & (c - 1) == 0:
-        k = c.bit_length() - 1
-        return x[k:].any() if k < len(x) else Const(0)
+        return x[c.bit_length() - 1:].any()
+    if c == (1 << k) + 1 and k >= 1:              # x >= 2**k + 1: above 2**k
+        hi = x[k + 1:]
+        return (hi.any() if len(hi) else Const(0)) | (x[k] & x[:k].any())
     return x >= c
+
+
+def _gt_const(x, c):
+    """``x > c`` for an unsigned ``x`` and a constant ``c`` (see :func:`_ge_const`)."""
+    return _ge_const(x, c + 1)
 
 
 def _field(op, name):
@@ -625,10 +636,10 @@ class Core(wiring.Component):
         sd_spm_bad, sd_dest_bad = Signal(name="sd_spm_bad"), Signal(name="sd_dest_bad")
         sd_tag_bad = Signal(name="sd_tag_bad")
         m.d.sync += [
-            rq_spm_bad.eq(((rv.dst + rv.rows) > words) |
-                          (rv.use_bias & ((rv.bias + rv.rows) > words))),
-            rq_acc_bad.eq((rv.src + rv.rows) > self.acc_depth),
-            sd_spm_bad.eq(((sv.src + sv.len) >= words) | ((sv.dst + sv.len) >= words)),
+            rq_spm_bad.eq(_gt_const(rv.dst + rv.rows, words) |
+                          (rv.use_bias & _gt_const(rv.bias + rv.rows, words))),
+            rq_acc_bad.eq(_gt_const(rv.src + rv.rows, self.acc_depth)),
+            sd_spm_bad.eq(_ge_const(sv.src + sv.len, words) | _ge_const(sv.dst + sv.len, words)),
             sd_dest_bad.eq((sv.x >= cfg.mesh.cols) | (sv.y >= cfg.mesh.rows)),
             sd_tag_bad.eq(_ge_const(sv.tag, self.tags)),
         ]

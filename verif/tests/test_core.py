@@ -399,6 +399,13 @@ ILLEGAL = 31
     ([f"GEMM a=0 b=0 k=4 mt=2 nt=3 dst={256 - 6 * R}", f"GEMM a=0 b=0 k=4 mt=2 nt=3 dst={257 - 6 * R}"],
      ErrorCode.ACC_RANGE, 1),
     (["REQUANT src=0 dst=0 rows=4 bias=1022 use_bias=1"], ErrorCode.SPM_RANGE, 0),
+    # REQUANT: exact fits pass, one row more fails (destination, bias, accumulator rows)
+    ([f"REQUANT src=0 dst={CFG.spm.words - 4} rows=4", f"REQUANT src=0 dst={CFG.spm.words - 3} rows=4"],
+     ErrorCode.SPM_RANGE, 1),
+    ([f"REQUANT src=0 dst=0 rows=4 bias={CFG.spm.words - 4} use_bias=1",
+      f"REQUANT src=0 dst=0 rows=4 bias={CFG.spm.words - 3} use_bias=1"], ErrorCode.SPM_RANGE, 1),
+    ([f"REQUANT src={isa.ACC_ROWS - 4} dst=0 rows=4", f"REQUANT src={isa.ACC_ROWS - 3} dst=0 rows=4"],
+     ErrorCode.ACC_RANGE, 1),
     (["NOP", "LOOP target=3 count=2", "NOP", "HALT"], ErrorCode.LOOP_TARGET, 1),
     # The outer LOOP (pc 2) is running when the inner one (pc 1) is reached again.
     (["L: NOP", "LOOP target=L count=2", "LOOP target=L count=2", "HALT"], ErrorCode.LOOP_NEST, 1),
@@ -642,3 +649,32 @@ def test_validates():
         Core(CFG, acc_depth=2048)
     with pytest.raises(TypeError, match="tags must be an integer"):
         Core(CFG, tags="4")
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 5])
+def test_constant_compares_equal_python_for_every_value(width):
+    """`_ge_const` / `_gt_const` (the high-bit tests behind the range checks) agree with
+    Python's compare for every x of the width and every constant around the powers of two."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+    from hasp.hw.core import _ge_const, _gt_const
+
+    x = Signal(width)
+    consts = range(-1, (1 << width) + 3)
+    ge = [_ge_const(x, c) for c in consts]
+    gt = [_gt_const(x, c) for c in consts]
+    m = Module()
+    m.d.comb += Signal().eq(x)            # a module that drives nothing else: comb only
+    sim = Simulator(m)
+    bad = []
+
+    async def tb(ctx):
+        for v in range(1 << width):
+            ctx.set(x, v)
+            for c, g, t in zip(consts, ge, gt):
+                if ctx.get(g) != (v >= c) or ctx.get(t) != (v > c):
+                    bad.append((v, c, ctx.get(g), ctx.get(t)))
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert not bad, f"(x, c, x >= c, x > c) wrong: {bad[:5]}"

@@ -376,11 +376,33 @@ def _run(cmd, log: Path, timeout, what):
 ABC9_REINTEGRATE_BUG = "GetSize(conn.first) == GetSize(conn.second)"
 
 
+def synth_command(family: str, abc9: bool = True) -> str:
+    """The Yosys synthesis command of a family, with ``-abc9`` LUT mapping or plain ``abc``."""
+    return {"ecp5": "synth_ecp5", "ice40": "synth_ice40 -dsp"}[family] + (" -abc9" if abc9 else "")
+
+
+def run_yosys(yosys: list, script: Path, script_text, timeout) -> tuple[float, str, str | None]:
+    """Run the Yosys script ``script_text(abc9)`` (written to ``script``, run in its directory)
+    with ``-abc9``; on :data:`ABC9_REINTEGRATE_BUG` run it again without. Returns the seconds,
+    the mapper (``abc9`` or ``abc``) and a note when it fell back. Any other failure raises."""
+    for abc9 in (True, False):
+        script.write_text(script_text(abc9))
+        try:
+            t = _run(yosys + ["-q", "-l", "yosys.log", "-s", script.name],
+                     script.parent / "yosys.out", timeout, "yosys")
+            break
+        except SynthError as e:
+            if not abc9 or isinstance(e, ToolMissing) or ABC9_REINTEGRATE_BUG not in str(e):
+                raise
+            print(f"hasp: Yosys -abc9 failed ({e}); mapping again with abc", file=sys.stderr)
+    note = None if abc9 else ("-abc9 hit Yosys' ABC_OPS_REINTEGRATE assertion; "
+                              "mapped with abc (Fmax not comparable to abc9 runs)")
+    return t, "abc9" if abc9 else "abc", note
+
+
 def yosys_script(family: str, block_v: Path, harness_v: Path, module: str, netlist: Path,
                  stat: Path, abc9: bool = True) -> str:
-    synth_cmd = {"ecp5": "synth_ecp5", "ice40": "synth_ice40 -dsp"}[family]
-    if abc9:
-        synth_cmd += " -abc9"
+    synth_cmd = synth_command(family, abc9)
     return "\n".join([
         f"read_verilog {block_v.name}",
         f"read_verilog {harness_v.name}",
@@ -505,21 +527,11 @@ def synth(cfg, block: str, target: str, out_dir=None, *, pnr: bool = True,
               "io_bits": {"in": sum(p["width"] for p in ports
                                     if p["direction"] == "input" and p["name"] not in ("clk", "rst")),
                           "out": sum(p["width"] for p in ports if p["direction"] == "output")}}
-    t = 0.0
-    for abc9 in (True, False):
-        script.write_text(yosys_script(tgt.family, vpath, hpath, module, netlist, stat, abc9))
-        try:
-            t += _run(yosys + ["-q", "-l", "yosys.log", "-s", script.name],
-                      out_dir / "yosys.out", timeout, "yosys")
-            break
-        except SynthError as e:
-            if not abc9 or isinstance(e, ToolMissing) or ABC9_REINTEGRATE_BUG not in str(e):
-                raise
-            print(f"hasp synth: Yosys -abc9 failed ({e}); mapping again with abc",
-                  file=sys.stderr)
-            result["mapper_note"] = ("-abc9 hit Yosys' ABC_OPS_REINTEGRATE assertion; "
-                                     "mapped with abc (Fmax not comparable to abc9 runs)")
-    result["mapper"] = "abc9" if abc9 else "abc"
+    t, result["mapper"], note = run_yosys(
+        yosys, script,
+        lambda abc9: yosys_script(tgt.family, vpath, hpath, module, netlist, stat, abc9), timeout)
+    if note:
+        result["mapper_note"] = note
     result["yosys_seconds"] = round(t, 1)
     result["resources"] = parse_yosys_stat(json.loads(stat.read_text()), module, tgt.family)
     pre = _fits(result, tgt)

@@ -348,14 +348,15 @@ def build(cfg, board_name: str, out_dir, *, bitstream: bool = True, baud: int = 
     out_dir = Path(out_dir)
     vpath = board_verilog(cfg, board, out_dir, baud, pll)
     yosys = S.find_tool("yosys")
-    synth_cmd = {"ecp5": "synth_ecp5 -abc9", "ice40": "synth_ice40 -abc9 -dsp"}[tgt.family]
-    (out_dir / "board.ys").write_text(
-        f"read_verilog {vpath.name}\n{synth_cmd} -top hasp_board -json board.json\n"
-        f"tee -q -o board_stat.json stat -json\n")
-    S._run(yosys + ["-q", "-l", "yosys.log", "-s", "board.ys"], out_dir / "yosys.out",
-           timeout, "yosys")
+    _, mapper, note = S.run_yosys(
+        yosys, out_dir / "board.ys",
+        lambda abc9: (f"read_verilog {vpath.name}\n"
+                      f"{S.synth_command(tgt.family, abc9)} -top hasp_board -json board.json\n"
+                      f"tee -q -o board_stat.json stat -json\n"), timeout)
     res = {"board": board.name, "preset": cfg.name, "verilog": str(vpath),
-           "netlist": str(out_dir / "board.json")}
+           "netlist": str(out_dir / "board.json"), "mapper": mapper}
+    if note:
+        res["mapper_note"] = note
     if not bitstream:
         return res
     cons = REPO / "constraints" / board.constraints

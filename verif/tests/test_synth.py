@@ -277,6 +277,29 @@ def test_abc9_reintegrate_bug_falls_back_to_abc(tmp_path, monkeypatch):
     assert scripts == ["yosys"]
 
 
+def test_board_build_falls_back_to_abc_too(tmp_path, monkeypatch):
+    """The board build goes through the same Yosys runner: on the -abc9 assertion it maps
+    again with abc and reports it (Yosys itself is faked here: the board top takes minutes)."""
+    from hasp.hw.board import build
+    scripts = []
+
+    def run(cmd, log, timeout, what):
+        assert what == "yosys"
+        text = (log.parent / "board.ys").read_text()
+        scripts.append(text)
+        if "-abc9" in text:
+            raise S.SynthError(f"yosys failed: ERROR: Assert `{S.ABC9_REINTEGRATE_BUG}' failed")
+        return 0.0
+
+    monkeypatch.setattr(S, "_run", run)
+    monkeypatch.setattr(S, "find_tool", lambda *a: ["yosys"])
+    cfg = preset("tiny").replace(mesh={"rows": 1, "cols": 1}, pe={"rows": 2, "cols": 2})
+    res = build(cfg, "ulx3s-85f", tmp_path, bitstream=False)
+    assert len(scripts) == 2 and "synth_ecp5 -abc9 -top hasp_board" in scripts[0]
+    assert "-abc9" not in scripts[1] and "synth_ecp5 -top hasp_board" in scripts[1]
+    assert res["mapper"] == "abc" and "ABC_OPS_REINTEGRATE" in res["mapper_note"]
+
+
 @pytest.mark.long
 @needs_ecp5
 def test_pnr_pe_array_ecp5(tmp_path):

@@ -517,15 +517,18 @@ class HostInterface(wiring.Component):
                          payload.last.eq((p_type == PacketType.READ_REQ) |
                                          (p_type == PacketType.IMEM_READ))]
 
-        # Response sink: always drain.
+        # Response sink: always drain. The flit is registered before it is decoded, so no path
+        # runs from the response router's switch allocation into the AXI read channel.
         m.d.comb += self.resp_in.ready.eq(1)
-        rin = self.resp_in.payload
+        rin = Signal.like(self.resp_in.payload, name="rin")
+        rin_valid = Signal(name="rin_valid")
+        m.d.sync += [rin.eq(self.resp_in.payload), rin_valid.eq(self.resp_in.valid)]
         rhdr = data.View(fmt.header, rin.data[:fmt.header.size])
         in_body = Signal()          # the next flit on resp_in is a body flit
         match = Signal()            # the current packet is the awaited READ_RESP
         waiting = Signal()          # a READ_REQ is outstanding (set by the sequencer)
         got = Signal()              # comb: body of the awaited response arrives this cycle
-        with m.If(self.resp_in.valid):
+        with m.If(rin_valid):
             with m.If(~in_body):
                 m.d.sync += [in_body.eq(~rin.last),
                              match.eq(waiting & (rhdr.type == PacketType.READ_RESP)

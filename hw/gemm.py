@@ -170,9 +170,14 @@ class GemmEngine(wiring.Component):
         m.d.comb += got_a.eq(a_done | ~other_a)
         fire = Signal(name="fire")
         m.d.comb += fire.eq(want & got_a & ~other_b & (a_done | ~same_bank))
-        used_next = Signal.like(used, name="used_next")
-        m.d.comb += used_next.eq(used + fire - (q.r_rdy & q.r_en))
-        m.d.sync += [used.eq(used_next), room.eq(used_next < self.FIFO_DEPTH)]
+        # `used_next < FIFO_DEPTH` from tests of `used` selected by the read pair and the pop,
+        # not through the adder: the pop comes from the FIFO's level and the PE array's
+        # `ready` (the tiny chip's seed-1 path at 8878db1, 98.7 MHz). `used` <= FIFO_DEPTH.
+        pop = Signal(name="pop")
+        m.d.comb += pop.eq(q.r_rdy & q.r_en)
+        D = self.FIFO_DEPTH
+        m.d.sync += [used.eq(used + fire - pop),
+                     room.eq(Mux(fire & ~pop, used < D - 1, Mux(pop & ~fire, 1, used < D)))]
         # The scratchpad's read data arrives READ_LATENCY cycles after the grant: every
         # per-beat flag is delayed through as many registers to meet its words.
         a_only = Signal(name="a_only")          # an A-only grant (B not granted with it)

@@ -73,6 +73,17 @@ def test_scratchpad_banks_priority_and_data():
     run_sim(dut, tb)
 
 
+async def _load_ab(ctx, dut, aw, bw, b_base):
+    """Write the A tile words at 0 and the B tile words at ``b_base`` of a GemmBench."""
+    for base, words in ((0, aw), (b_base, bw)):
+        for i, w in enumerate(words):
+            ctx.set(dut.ld_addr, base + i)
+            ctx.set(dut.ld_data, w)
+            ctx.set(dut.ld_en, 1)
+            await ctx.tick()
+    ctx.set(dut.ld_en, 0)
+
+
 def _bench_run(cfg, A, B):
     R, C = cfg.pe.rows, cfg.pe.cols
     dut = GemmBench(cfg)
@@ -83,13 +94,7 @@ def _bench_run(cfg, A, B):
     stats = {}
 
     async def tb(ctx):
-        for base, words in ((0, aw), (b_base, bw)):
-            for i, w in enumerate(words):
-                ctx.set(dut.ld_addr, base + i)
-                ctx.set(dut.ld_data, w)
-                ctx.set(dut.ld_en, 1)
-                await ctx.tick()
-        ctx.set(dut.ld_en, 0)
+        await _load_ab(ctx, dut, aw, bw, b_base)
         for sig, v in ((dut.a_base, 0), (dut.b_base, b_base), (dut.k, K), (dut.m_tiles, mt),
                        (dut.n_tiles, nt), (dut.start, 1)):
             ctx.set(sig, v)
@@ -150,15 +155,8 @@ def test_gemm_engine_busy_contract_and_back_to_back_start():
     rows_seen = []
 
     async def tb(ctx):
-        for base, words in ((0, aw), (b_base, bw)):
-            for i, w in enumerate(words):
-                ctx.set(dut.ld_addr, base + i)
-                ctx.set(dut.ld_data, w)
-                ctx.set(dut.ld_en, 1)
-                await ctx.tick()
-        ctx.set(dut.ld_en, 0)
-        for sig, v in ((dut.a_base, 0), (dut.b_base, b_base), (dut.k, 7), (dut.m_tiles, 2),
-                       (dut.n_tiles, 2)):
+        await _load_ab(ctx, dut, aw, bw, b_base)
+        for sig, v in ((dut.a_base, 0), (dut.b_base, b_base), (dut.k, 7)):
             ctx.set(sig, v)
         for mt, nt in ((2, 2), (1, 1)):
             ctx.set(dut.m_tiles, mt)

@@ -343,7 +343,12 @@ class Core(wiring.Component):
         w_tag = Signal(isa.TAG_BITS, name="w_tag")
         w_count = Signal(_field(Op.WAIT, "count"), name="w_count")
         s_group = Signal(_field(Op.SYNC, "group"), name="s_group")
-        m.d.comb += self.sync_group.eq(s_group)
+        # `sync_arrive` is a flip-flop, high exactly in the SYNC state (set on entering it,
+        # cleared on leaving), not a decode of `seq_state`: the arrival crosses the chip to the
+        # group-sync unit (tiny chip seed 1's path at 99.84 MHz ran seq_state -> decode ->
+        # GSU -> its `error` register).
+        s_arrive = Signal(name="s_arrive")
+        m.d.comb += [self.sync_group.eq(s_group), self.sync_arrive.eq(s_arrive)]
 
         # Tag counters (saturating). Counter i is kept as two 16-bit LUT-RAM words, arrivals
         # A[i] (written only by `tag_inc`) and consumption C[i] (written only when a WAIT takes):
@@ -736,7 +741,7 @@ class Core(wiring.Component):
                             with m.If(_ge_const(v.group, cfg.sync.groups)):
                                 fail(CoreError.BAD_GROUP)
                             with m.Else():
-                                m.d.sync += s_group.eq(v.group)
+                                m.d.sync += [s_group.eq(v.group), s_arrive.eq(1)]
                                 m.next = "SYNC"
                         with m.Default():
                             fail(CoreError.ILLEGAL_OP)
@@ -860,10 +865,12 @@ class Core(wiring.Component):
                                  w_ge.eq(w_rv & ((w_a - w_c)[:TAG_COUNTER_BITS] >= w_count))]
 
             with m.State("SYNC"):
-                m.d.comb += [self.running.eq(1), sync_wait.eq(1), self.sync_arrive.eq(1)]
+                m.d.comb += [self.running.eq(1), sync_wait.eq(1)]
                 with m.If(sync_err_pending | self.sync_error):
+                    m.d.sync += s_arrive.eq(0)
                     fail(CoreError.SYNC_ERROR)
                 with m.Elif(self.sync_release):
+                    m.d.sync += s_arrive.eq(0)
                     done()
 
         # ---- Performance counters -----------------------------------------------------------

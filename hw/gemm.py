@@ -4,7 +4,8 @@ from amaranth.lib import wiring, data, fifo, stream, memory
 from amaranth.lib.wiring import In, Out
 
 from .pe_array import PEArray, pe_input_layout, pe_output_layout, COUNTER_WIDTH
-from .scratchpad import Scratchpad, ReadPortSignature, WritePortSignature, delay
+from .scratchpad import (Scratchpad, ReadPortSignature, WritePortSignature, delay,
+                         room_after)
 
 __all__ = ["GemmEngine", "GemmBench", "gemm_command_layout"]
 
@@ -170,14 +171,12 @@ class GemmEngine(wiring.Component):
         m.d.comb += got_a.eq(a_done | ~other_a)
         fire = Signal(name="fire")
         m.d.comb += fire.eq(want & got_a & ~other_b & (a_done | ~same_bank))
-        # `used_next < FIFO_DEPTH` from tests of `used` selected by the read pair and the pop,
-        # not through the adder: the pop comes from the FIFO's level and the PE array's
-        # `ready` (the tiny chip's seed-1 path at 8878db1, 98.7 MHz). `used` <= FIFO_DEPTH.
+        # The pop comes from the FIFO's level and the PE array's `ready`: `room` is not
+        # behind the adder (`used` <= FIFO_DEPTH).
         pop = Signal(name="pop")
         m.d.comb += pop.eq(q.r_rdy & q.r_en)
-        D = self.FIFO_DEPTH
         m.d.sync += [used.eq(used + fire - pop),
-                     room.eq(Mux(fire & ~pop, used < D - 1, Mux(pop & ~fire, 1, used < D)))]
+                     room.eq(room_after(used, fire, pop, self.FIFO_DEPTH))]
         # The scratchpad's read data arrives READ_LATENCY cycles after the grant: every
         # per-beat flag is delayed through as many registers to meet its words.
         a_only = Signal(name="a_only")          # an A-only grant (B not granted with it)

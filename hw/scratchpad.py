@@ -1,5 +1,5 @@
 """Banked scratchpad SRAM."""
-from amaranth import Module, Signal
+from amaranth import Module, Signal, Mux
 from amaranth.lib import wiring, memory
 from amaranth.lib.wiring import In, Out
 
@@ -25,6 +25,15 @@ def delay(m, value, cycles, name):
         m.d.sync += q.eq(value)
         value = q
     return value
+
+
+def room_after(count, inc, dec, depth):
+    """``count + inc - dec < depth`` for a credit counter ``count <= depth`` (``inc``, ``dec``
+    one bit each), as tests of ``count`` selected by the two events instead of a compare
+    behind the adder: a late event is one LUT from the result (the GEMM engine's FIFO credit
+    and the vector unit's ``inp.ready`` were the tiny chip's critical paths through the
+    adder, 97.4 and 98.7 MHz)."""
+    return Mux(inc & ~dec, count < depth - 1, Mux(dec & ~inc, 1, count < depth))
 
 
 class ReadPortSignature(wiring.Signature):

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from hasp.sw.golden import MULT_BITS, SHIFT_MAX
 from .checks import check_int as _check_int
 from .pe_array import check_multiplier, mult18x18d
+from .scratchpad import room_after
 
 __all__ = ["VectorUnit", "vector_input_layout", "vector_output_layout", "vector_params_layout",
            "SHIFT_BITS", "MAX_ACC_WIDTH", "CHUNK_BITS", "mult_chunks"]
@@ -220,13 +221,10 @@ class VectorUnit(wiring.Component):
             m.d.comb += last_n.eq((li == L - 1) & (fits[0] | (cj == n - 2)))
         with m.Else():
             m.d.comb += last_n.eq(1)                     # idle
-        # `count_n < FIFO_DEPTH` from tests of `count` selected by take/give, not through the
-        # adder: `give` comes from the output FIFO's level and the caller's `out.ready`
-        # (the tiny chip's seed-2 path at c47372f, 97.4 MHz: `fifo.w_level` -> `give` ->
-        # `count_n` -> the compare -> `ready`). `count` never exceeds FIFO_DEPTH.
-        D = self.FIFO_DEPTH
-        room_n = Mux(take & ~give, count < D - 1, Mux(give & ~take, 1, count < D))
-        m.d.sync += [count.eq(count_n), ready.eq(room_n & last_n)]
+        # `give` comes from the output FIFO's level and the caller's `out.ready`: the room
+        # test is not behind the adder (`count` never exceeds FIFO_DEPTH).
+        m.d.sync += [count.eq(count_n),
+                     ready.eq(room_after(count, take, give, self.FIFO_DEPTH) & last_n)]
 
         # S1: bias added (wrapping), parameters captured with the beat.
         tag1 = Signal(tw, name="tag1")

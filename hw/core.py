@@ -526,38 +526,38 @@ class Core(wiring.Component):
             vec.inp.payload.acc.eq(rq_in.acc), vec.inp.payload.bias.eq(rq_in.bias),
             vec.inp.payload.tag.eq(rq_in.tag),
         ]
-        # Results go to the scratchpad from a 2-entry FIFO in flip-flops, so neither the
-        # vector unit's `ready` nor any wide enable depends on the write grant: the grant
-        # depends on the network interface's write in the same cycle (the tiny chip's
-        # critical path ran from `ni3.in_rx_v` through the grant into the vector unit's
-        # credit counter, 89.0 MHz, then, with a skid register pair, into the write
-        # register's clock enables, 91.5 MHz). An entry is filled from the vector unit
-        # (`res_wp`), the other written (`res_rp`); the grant only clears a valid bit and
-        # moves `res_rp`. `r_written` counts granted writes, so REQUANT completes when its
-        # last row is written.
-        res_layout = data.StructLayout({"addr": spm.addr_width, "data": len(res_wr.data)})
-        res_e = [Signal(res_layout, name=f"res_e{i}") for i in range(2)]
-        res_v = [Signal(name=f"res_v{i}") for i in range(2)]
-        res_wp, res_rp = Signal(name="res_wp"), Signal(name="res_rp")
+        # Results go to the scratchpad from a 2-entry shift FIFO in flip-flops: the head
+        # entry `res_h` is what is offered to the write port, so its enable, address and
+        # data come straight from flip-flops, and the write grant depends only on registers
+        # (the head and the network interface's registered write). The vector unit's `ready`
+        # is the tail's empty bit. A granted head takes the tail (or the vector unit's result
+        # when the tail is empty). History of this loop on the tiny chip: a skid pair (grant
+        # into the write register's enables, 91.5 MHz), then a ping-pong pair whose read
+        # pointer selected the offered entry (seed 1: `res_rp` -> entry select -> grant ->
+        # `res_rp`, 94.4 MHz at 95cc70b). `r_written` counts granted writes, so REQUANT
+        # completes when its last row is written.
+        res_layout = data.StructLayout({"v": 1, "addr": spm.addr_width, "data": len(res_wr.data)})
+        res_h = Signal(res_layout, name="res_h")
+        res_t = Signal(res_layout, name="res_t")
+        res_in = Signal(res_layout, name="res_in")
         res_grant, res_load = Signal(name="res_grant"), Signal(name="res_load")
         m.d.comb += [
-            vec.out.ready.eq(~Mux(res_wp, res_v[1], res_v[0])),
+            vec.out.ready.eq(~res_t.v),
             res_load.eq(vec.out.valid & vec.out.ready),
-            res_wr.en.eq(Mux(res_rp, res_v[1], res_v[0])),
-            res_wr.addr.eq(Mux(res_rp, res_e[1].addr, res_e[0].addr)),
-            res_wr.data.eq(Mux(res_rp, res_e[1].data, res_e[0].data)),
-            res_grant.eq(res_wr.en & res_wr.ready),
+            res_in.v.eq(res_load), res_in.addr.eq(vec.out.payload.tag),
+            res_in.data.eq(vec.out.payload.data.as_value()),
+            res_wr.en.eq(res_h.v), res_wr.addr.eq(res_h.addr), res_wr.data.eq(res_h.data),
+            res_grant.eq(res_h.v & res_wr.ready),
         ]
-        for i in range(2):
-            with m.If(res_load & (res_wp == i)):
-                m.d.sync += [res_e[i].addr.eq(vec.out.payload.tag),
-                             res_e[i].data.eq(vec.out.payload.data.as_value()), res_v[i].eq(1)]
-            with m.Elif(res_grant & (res_rp == i)):
-                m.d.sync += res_v[i].eq(0)
-        with m.If(res_load):
-            m.d.sync += res_wp.eq(~res_wp)
+        with m.If(res_grant | ~res_h.v):
+            # The head is free after this cycle: it takes the tail, else the new result.
+            m.d.sync += res_h.eq(Mux(res_t.v, res_t, res_in))
+            with m.If(res_t.v):
+                m.d.sync += res_t.v.eq(0)
+        with m.Elif(res_load):
+            m.d.sync += res_t.eq(res_in)
         with m.If(res_grant):
-            m.d.sync += [res_rp.eq(~res_rp), r_written.eq(r_written + 1)]
+            m.d.sync += r_written.eq(r_written + 1)
 
         # ---- Sequencer ----------------------------------------------------------------------
         next_pc = Signal.like(pc, name="next_pc")

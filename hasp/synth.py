@@ -41,14 +41,27 @@ from pathlib import Path
 
 __all__ = ["SynthError", "ToolMissing", "TARGETS", "BLOCKS", "Target", "block_verilog",
            "global_reset", "harness_verilog", "find_tool", "tool_version", "yosys_script",
-           "parse_yosys_stat", "parse_nextpnr_report", "synth", "format_result", "register",
-           "main"]
+           "parse_yosys_stat", "parse_nextpnr_report", "pnr_options", "synth", "format_result",
+           "register", "main"]
 
 HARNESS = "hasp_synth_harness"
 #: nextpnr routers. Default: router1 (nextpnr's default, more timing-driven: 10-25 % higher
 #: Fmax than router2 on the PE array, the PE and the core; on the tiny chip 91-97 MHz against
 #: router2's 74 MHz, and router2 did not converge on its board top; docs/fpga.md).
 ROUTERS = ("router1", "router2")
+#: nextpnr placers. Default: heap (nextpnr's default). static (nextpnr's electrostatic
+#: placer) spreads a nearly full device better: with router2 it brought the fpga chip at
+#: 86 % LUTs to 1.5k overused wires where heap stalled at 62k (docs/fpga.md).
+PLACERS = ("heap", "sa", "static")
+
+
+def pnr_options(seed: int, router: str, placer: str) -> list:
+    """nextpnr's ``--seed``/``--router``/``--placer`` arguments, after checking the names."""
+    if router not in ROUTERS:
+        raise SynthError(f"unknown router {router!r} (known: {', '.join(ROUTERS)})")
+    if placer not in PLACERS:
+        raise SynthError(f"unknown placer {placer!r} (known: {', '.join(PLACERS)})")
+    return ["--seed", str(seed), "--router", router, "--placer", placer]
 
 
 class SynthError(ValueError):
@@ -500,7 +513,7 @@ def parse_nextpnr_report(report: dict, family: str) -> dict:
 
 def synth(cfg, block: str, target: str, out_dir=None, *, pnr: bool = True,
           freq: float | None = None, seed: int = 1, timeout: float | None = 3600,
-          router: str = "router1") -> dict:
+          router: str = "router1", placer: str = "heap") -> dict:
     """Synthesise (and place and route, unless ``pnr`` is false) ``block`` of ``cfg`` for
     ``target``. Returns the result dict that ``hasp synth --json`` prints."""
     check_block(block)
@@ -509,8 +522,7 @@ def synth(cfg, block: str, target: str, out_dir=None, *, pnr: bool = True,
         freq = _DEFAULT_FREQ[tgt.family].get(block, _DEFAULT_FREQ_OTHER[tgt.family])
     if freq <= 0:
         raise SynthError(f"--freq must be positive, not {freq:g}")
-    if router not in ROUTERS:
-        raise SynthError(f"unknown router {router!r} (known: {', '.join(ROUTERS)})")
+    options = pnr_options(seed, router, placer)
     yosys = find_tool("yosys")
     nextpnr = find_tool("nextpnr", tgt.family) if pnr else None
     out_dir = Path(out_dir or Path("build") / "synth" / f"{cfg.name}-{block}-{target}")
@@ -545,13 +557,12 @@ def synth(cfg, block: str, target: str, out_dir=None, *, pnr: bool = True,
         report = out_dir / "report.json"
         args = nextpnr + list(tgt.nextpnr_args) + [
             "--json", netlist.name, "--freq", str(freq), "--report", report.name,
-            "--seed", str(seed), "--router", router, "--timing-allow-fail",
-            "-l", "nextpnr.log"]
+            "--timing-allow-fail", "-l", "nextpnr.log"] + options
         if tgt.family == "ecp5":
             args += ["--lpf-allow-unconstrained"]
         result["tools"]["nextpnr"] = tool_version(nextpnr, "nextpnr")
         result["freq_target_mhz"] = freq
-        result["router"] = router
+        result["router"], result["placer"] = router, placer
         t = _run(args, out_dir / "nextpnr.out", timeout, "nextpnr")
         result["nextpnr_seconds"] = round(t, 1)
         result["pnr"] = parse_nextpnr_report(json.loads(report.read_text()), tgt.family)
@@ -619,7 +630,8 @@ def _cmd_synth(args) -> int:
     if args.config:
         cfg = load(args.config, base=cfg)
     res = synth(cfg, args.block, args.target, args.out, pnr=not args.no_pnr, freq=args.freq,
-                seed=args.seed, timeout=args.timeout, router=args.router)
+                seed=args.seed, timeout=args.timeout, router=args.router,
+                placer=args.placer)
     print(json.dumps(res, indent=2) if args.json else format_result(res))
     return 0
 
@@ -641,6 +653,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
     p.add_argument("--router", default="router1",
                    help="nextpnr router: router1 (default) or router2")
+    p.add_argument("--placer", default="heap",
+                   help="nextpnr placer: heap (default), sa or static (nearly full devices)")
     p.add_argument("--timeout", type=float, default=3600, help="per tool run, seconds")
     p.add_argument("--out", metavar="DIR",
                    help="work directory (default build/synth/PRESET-BLOCK-TARGET)")

@@ -330,16 +330,15 @@ def board_verilog(cfg, board: Board, out_dir, baud: int = 115200, pll: bool = Fa
 
 def build(cfg, board_name: str, out_dir, *, bitstream: bool = True, baud: int = 115200,
           timeout: float | None = 7200, seed: int = 1, pll: bool = False,
-          router: str = "router1") -> dict:
+          router: str = "router1", placer: str = "heap") -> dict:
     """Verilog -> Yosys -> nextpnr (with the board's pin constraints) -> bitstream.
 
     Returns a dict with the file paths, nextpnr's Fmax and utilisation. With ``bitstream``
     false only the Verilog and the Yosys netlist are made. ``router``: nextpnr's router
     (``router1``, the default, routed the tiny chip's board top; ``router2`` did not converge
-    on it, docs/fpga.md)."""
+    on it, docs/fpga.md); ``placer``: nextpnr's placer (heap, sa or static)."""
     from hasp import synth as S
-    if router not in S.ROUTERS:
-        raise S.SynthError(f"unknown router {router!r} (known: {', '.join(S.ROUTERS)})")
+    options = S.pnr_options(seed, router, placer)
     try:
         board = BOARDS[board_name]
     except KeyError:
@@ -364,7 +363,7 @@ def build(cfg, board_name: str, out_dir, *, bitstream: bool = True, baud: int = 
     mhz = board.clk_hz / 1e6    # the pin's clock; nextpnr derives the PLL output clock
     args = nextpnr + list(tgt.nextpnr_args) + [
         "--json", "board.json", "--freq", f"{mhz:g}", "--report", "board_report.json",
-        "--seed", str(seed), "--router", router, "-l", "nextpnr.log"]
+        "-l", "nextpnr.log"] + options
     if tgt.family == "ecp5":
         args += ["--lpf", str(cons), "--textcfg", "board.config"]
         pack = [_sibling(nextpnr[0], "ecppack"), "--compress", "board.config", "board.bit"]
@@ -400,6 +399,7 @@ def main(argv=None) -> int:
                     help="run the chip at half the board clock through an EHXPLLL (ULX3S)")
     ap.add_argument("--out", default=None, metavar="DIR")
     ap.add_argument("--router", default="router1", help="nextpnr router: router1 or router2")
+    ap.add_argument("--placer", default="heap", help="nextpnr placer: heap, sa or static")
     ap.add_argument("--timeout", type=float, default=7200, help="per tool run, seconds")
     ap.add_argument("--synth-only", action="store_true", help="stop after Yosys")
     ap.add_argument("--verilog-only", action="store_true", help="only write hasp_board.v")
@@ -415,7 +415,7 @@ def main(argv=None) -> int:
             print(board_verilog(cfg, BOARDS[args.board], out, args.baud, args.pll))
             return 0
         res = build(cfg, args.board, out, bitstream=not args.synth_only, baud=args.baud,
-                    pll=args.pll, router=args.router, timeout=args.timeout)
+                    pll=args.pll, router=args.router, placer=args.placer, timeout=args.timeout)
     except (ValueError, OSError, RuntimeError) as e:
         print(f"hasp: error: {e}", file=sys.stderr)
         return 2

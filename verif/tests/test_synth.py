@@ -41,6 +41,8 @@ def run_synth(*args):
     (["--target", "xc7a35t"], ["unknown target 'xc7a35t'", "ecp5-85k"]),
     (["--preset", "huge"], ["unknown preset 'huge'"]),
     (["--freq", "-5", "--block", "pe"], ["--freq must be positive"]),
+    (["--router", "router3"], ["unknown router 'router3'", "router2"]),
+    (["--placer", "annealing"], ["unknown placer 'annealing'", "static"]),
 ])
 def test_bad_input_is_one_line_exit_2(args, words, tmp_path, monkeypatch):
     monkeypatch.setenv("HASP_YOSYS", sys.executable)    # never reached: validation first
@@ -300,6 +302,31 @@ def test_board_build_falls_back_to_abc_too(tmp_path, monkeypatch):
     assert res["mapper"] == "abc" and "ABC_OPS_REINTEGRATE" in res["mapper_note"]
 
 
+@needs_yosys
+def test_seed_router_and_placer_reach_nextpnr(tmp_path, monkeypatch):
+    """--seed/--router/--placer are passed to nextpnr as given (Yosys runs for real on the
+    PE; nextpnr is faked: its command line is all this checks)."""
+    seen, real_run = [], S._run
+
+    def run(cmd, log, timeout, what):
+        if what != "nextpnr":
+            return real_run(cmd, log, timeout, what)
+        seen.append(cmd)
+        raise S.SynthError("stop after nextpnr's command line")
+
+    real_version = S.tool_version
+    monkeypatch.setattr(S, "_run", run)
+    monkeypatch.setattr(S, "tool_version",
+                        lambda cmd, kind: "fake" if kind == "nextpnr" else real_version(cmd, kind))
+    monkeypatch.setenv("HASP_NEXTPNR", "fake-nextpnr")
+    with pytest.raises(S.SynthError, match="stop after"):
+        S.synth(preset("tiny"), "pe", "ecp5-85k", tmp_path, seed=7, router="router2",
+                placer="static", timeout=120)
+    (cmd,) = seen
+    for opt, value in (("--seed", "7"), ("--router", "router2"), ("--placer", "static")):
+        assert cmd[cmd.index(opt) + 1] == value
+
+
 @pytest.mark.long
 @needs_ecp5
 def test_pnr_pe_array_ecp5(tmp_path):
@@ -440,6 +467,7 @@ def test_board_pll_option(tmp_path):
 @pytest.mark.parametrize("argv,words", [
     (["--router", "router3"], "unknown router 'router3'"),
     (["--board", "de10"], "unknown board 'de10'"),
+    (["--placer", "quick"], "unknown placer 'quick'"),
 ])
 def test_board_cli_rejects_bad_input(tmp_path, capsys, argv, words):
     """A bad board or router is one error line and exit code 2, before anything is built."""

@@ -107,12 +107,19 @@ class NetworkInterface(wiring.Component):
         rd_taken = Signal(name="rd_taken")         # egress starts the response this cycle
         new_read = Signal(name="in_new_read")
         is_read = rx_read
-        # Stall while both read slots are full, or while one is and `rx` may hold a read
-        # header (a body word that looks like one costs a cycle, only with a read pending).
+        # Stall while both read slots may be full next cycle, or while one may be and the
+        # flit taken now may be a read header (a body word that looks like one costs a
+        # cycle, only with a read pending). "May be": from this cycle's registers, as if
+        # `rx` were a new read (`rx_v & rx_read`) and the egress took none, so `ready`'s
+        # input does not wait on the ingress state machine and the read latch (tiny chip
+        # seed 2's critical path at c3c0b67, 93.3 MHz: `in_rx_v` -> the latch's next state
+        # -> `ready`, 5 levels).
         ready = Signal(init=1, name="in_ready")
         pend_n, pend2_n = Signal(name="rd_pending_n"), Signal(name="rd_pending2_n")
-        m.d.sync += ready.eq(~pend2_n & ~(pend_n & inp.valid & inp.ready & (
-            (in_type == PacketType.READ_REQ) | (in_type == PacketType.IMEM_READ))))
+        rx_new = rx_v & rx_read
+        m.d.sync += ready.eq(~(rd_pending2 | (rd_pending & rx_new)) & ~(
+            (rd_pending | rx_new) & inp.valid & inp.ready & (
+                (in_type == PacketType.READ_REQ) | (in_type == PacketType.IMEM_READ))))
         # The scratchpad write and the tag increment leave through registers (the increment
         # with its tail word, so a counted packet's data is still in place first): the write
         # request goes into the core's bank arbitration, and from there into REQUANT's write

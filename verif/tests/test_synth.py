@@ -470,7 +470,8 @@ def test_board_pll_option(tmp_path):
     (["--placer", "quick"], "unknown placer 'quick'"),
 ])
 def test_board_cli_rejects_bad_input(tmp_path, capsys, argv, words):
-    """A bad board or router is one error line and exit code 2, before anything is built."""
+    """A bad board, router or placer is one error line and exit code 2, before anything is
+    built."""
     from hasp.hw.board import main
     assert main(argv + ["--out", str(tmp_path / "b")]) == 2
     assert words in capsys.readouterr().err

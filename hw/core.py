@@ -29,7 +29,8 @@ assert max(CoreError) < 1 << ERROR_CODE_BITS
 
 class ImemWriteSignature(wiring.Signature):
     """Instruction-memory write port, from the writer's side: ``addr``, ``data`` (64 bits),
-    ``en`` out. Always accepted (one write per cycle)."""
+    ``en`` out. Always accepted (one write per cycle); the word is in the memory from the
+    cycle after ``en`` (the core registers the write)."""
     def __init__(self, depth):
         super().__init__({"addr": Out(range(depth)), "data": Out(isa.INSN_BITS), "en": Out(1)})
 
@@ -70,6 +71,22 @@ def _ge_const(x, c):
 def _gt_const(x, c):
     """``x > c`` for an unsigned ``x`` and a constant ``c`` (see :func:`_ge_const`)."""
     return _ge_const(x, c + 1)
+
+
+def _does_more(insn):
+    """The predecoded bit of an instruction word: it does more than EXEC (it is not a NOP,
+    DELAY 0, a GEMM with a zero dimension or a REQUANT of no rows)."""
+    Op = isa.Op
+    opcode, g = insn[:isa.OP_BITS], _view(Op.GEMM, insn)
+    return ~((opcode == Op.NOP) |
+             ((opcode == Op.DELAY) & (_view(Op.DELAY, insn).cycles == 0)) |
+             ((opcode == Op.GEMM) & ((g.k == 0) | (g.mt == 0) | (g.nt == 0))) |
+             ((opcode == Op.REQUANT) & (_view(Op.REQUANT, insn).rows == 0)))
+
+
+def _view(op, insn):
+    """The fields of instruction ``op`` in the word ``insn``."""
+    return data.View(isa.LAYOUTS[op], insn[:isa.LAYOUTS[op].size])
 
 
 def _field(op, name):
@@ -262,13 +279,22 @@ class Core(wiring.Component):
         m.submodules.vector = vec = self.vector
 
         # ---- Instruction memory ------------------------------------------------------------
-        m.submodules.imem = imem = memory.Memory(shape=isa.INSN_BITS, depth=depth, init=[],
+        # Each word holds the instruction and one bit predecoded from it as it is written,
+        # `more`: the instruction does more than EXEC (not a NOP, DELAY 0, a GEMM with a zero
+        # dimension or a REQUANT of no rows; 0 in a never-written, all-zero word, a NOP).
+        # EXEC's `pc` advance then reads one flip-flop, not
+        # zero tests of the fields (the tiny chip's routed critical path at c3c0b67 seed 1 and
+        # be7606a seed 2: GEMM's `k` -> the sequencer's next state -> `pc`). The write is
+        # registered (the block RAM's pins come from flip-flops, the predecode has its own
+        # cycle): a word is in the memory the cycle after `imem_wr.en`.
+        m.submodules.imem = imem = memory.Memory(shape=isa.INSN_BITS + 1, depth=depth, init=[],
                                                  attrs=BRAM_ATTRS)
         iwp, irp = imem.write_port(), imem.read_port()
         xrp = imem.read_port()            # the network interface's (host) reads
         m.d.comb += [xrp.addr.eq(self.imem_rd.addr), xrp.en.eq(self.imem_rd.en),
-                     self.imem_rd.data.eq(xrp.data)]
-        m.d.comb += [iwp.addr.eq(self.imem_wr.addr), iwp.data.eq(self.imem_wr.data),
+                     self.imem_rd.data.eq(xrp.data[:isa.INSN_BITS])]
+        m.d.sync += [iwp.addr.eq(self.imem_wr.addr),
+                     iwp.data.eq(Cat(self.imem_wr.data, _does_more(self.imem_wr.data))),
                      iwp.en.eq(self.imem_wr.en)]
         pc = Signal(range(depth + 1), name="pc_r")
         # The instruction word is registered after the memory read (DECODE), so EXEC decodes
@@ -279,10 +305,11 @@ class Core(wiring.Component):
         fetch_addr = Signal(range(depth), name="fetch_addr")
         m.d.comb += [irp.en.eq(1), irp.addr.eq(fetch_addr), self.pc.eq(pc)]
         word = Signal(isa.INSN_BITS, name="insn")
+        more = Signal(name="insn_more")
         opcode = word[:isa.OP_BITS]
 
         def view(op):
-            return data.View(isa.LAYOUTS[op], word[:isa.LAYOUTS[op].size])
+            return _view(op, word)
 
         # ---- Scratchpad ports: rd 0 external, 1 GEMM A or REQUANT bias, 2 GEMM B; wr 0
         # external, 1 REQUANT. The external ports (network interface: SEND data, host reads
@@ -690,42 +717,30 @@ class Core(wiring.Component):
                 with m.If(pc >= depth):
                     fail(CoreError.PC_OVERFLOW)
                 with m.Else():
-                    m.d.sync += word.eq(irp.data)
+                    m.d.sync += Cat(word, more).eq(irp.data)
                     m.next = "EXEC"
 
             with m.State("EXEC"):
                 m.d.comb += self.running.eq(1)
                 with m.If(sync_err_pending):
                     fail(CoreError.SYNC_ERROR)
+                with m.Elif(~more):         # NOP, DELAY 0, an empty GEMM or REQUANT
+                    done()
                 with m.Else():
                     with m.Switch(opcode):
-                        with m.Case(Op.NOP):
-                            done()
                         with m.Case(Op.HALT):
                             m.next = "HALTED"
                         with m.Case(Op.SETQ):
                             m.next = "SETQ_CHECK"
                         with m.Case(Op.DELAY):
-                            v = view(Op.DELAY)
-                            with m.If(v.cycles == 0):
-                                done()
-                            with m.Else():
-                                m.d.sync += delay_left.eq(v.cycles - 1)
-                                m.next = "DELAY"
+                            m.d.sync += delay_left.eq(view(Op.DELAY).cycles - 1)
+                            m.next = "DELAY"
                         with m.Case(Op.LOOP):
                             m.next = "LOOP_CHECK"
                         with m.Case(Op.GEMM):
-                            v = view(Op.GEMM)
-                            with m.If((v.k == 0) | (v.mt == 0) | (v.nt == 0)):
-                                done()
-                            with m.Else():
-                                m.next = "GEMM_CHECK"
+                            m.next = "GEMM_CHECK"
                         with m.Case(Op.REQUANT):
-                            v = view(Op.REQUANT)
-                            with m.If(v.rows == 0):
-                                done()
-                            with m.Else():
-                                m.next = "REQUANT_CHECK"
+                            m.next = "REQUANT_CHECK"
                         with m.Case(Op.SEND):
                             m.next = "SEND_CHECK"
                         with m.Case(Op.WAIT):

@@ -31,6 +31,7 @@ async def load(ctx, dut, program, spm=None):
         ctx.set(dut.imem_wr.en, 1)
         await ctx.tick()
     ctx.set(dut.imem_wr.en, 0)
+    await ctx.tick()                 # the core registers the write: the last word lands now
     for a, w in (spm or {}).items():
         ctx.set(dut.spm_wr.addr, a)
         ctx.set(dut.spm_wr.data, w)
@@ -373,11 +374,11 @@ def test_delay_timing_and_counters():
         ctx.set(dut.clear_counters, 1)
         await ctx.tick()
         ctx.set(dut.clear_counters, 0)
-        await load(ctx, dut, "DELAY cycles=50\nHALT")    # 2 idle cycles while loading
+        await load(ctx, dut, "DELAY cycles=50\nHALT")    # 3 idle cycles: 2 writes + 1
         n = await run(ctx, dut)
         await ctx.tick().repeat(5)
         busy, idle = ctx.get(dut.perf_busy), ctx.get(dut.perf_idle)
-        assert busy + idle == 2 + n + 5
+        assert busy + idle == 3 + n + 5
         assert 50 < busy <= n
         assert ctx.get(dut.perf_net) == 0 and ctx.get(dut.perf_sync) == 0
     simulate(tb)

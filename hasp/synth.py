@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -374,6 +375,9 @@ def _run(cmd, log: Path, timeout, what):
         text = log.read_text(errors="replace")
         tail = [l for l in text.splitlines() if "ERROR" in l]
         msg = tail[-1].strip() if tail else f"exit code {p.returncode}"
+        if not tail and p.returncode < 0:
+            # Killed: nextpnr -7 (SIGBUS) was seen once when two runs started at once.
+            msg = f"killed by {_signal_name(-p.returncode)}; running it again may help"
         if not tail and "thrown Wasm exception" in text:
             # The WebAssembly builds cannot print a C++ exception's message (for ecppack: a
             # setting its Trellis database does not know, such as a bad cell parameter).
@@ -381,6 +385,13 @@ def _run(cmd, log: Path, timeout, what):
                    "ecppack: usually a cell parameter value the device database does not know)")
         raise SynthError(f"{what} failed: {msg} (log: {log})")
     return time.monotonic() - t0
+
+
+def _signal_name(n: int) -> str:
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return f"signal {n}"
 
 
 #: The Yosys 0.70 ``-abc9`` failure some netlists hit while ABC's mapping is put back into the

@@ -57,7 +57,7 @@ def test_bad_input_is_one_line_exit_2(args, words, tmp_path, monkeypatch):
 
 def test_tool_failure_names_the_log(tmp_path):
     """A failing tool's error carries its last ERROR line, or for a WebAssembly trap (which
-    hides the C++ exception's message) says so, and names the log."""
+    hides the C++ exception's message) or a signal says so, and names the log."""
     log = tmp_path / "t.out"
     err = "print('Info: x'); print('ERROR: bad thing'); raise SystemExit(1)"
     with pytest.raises(S.SynthError, match=r"tool failed: ERROR: bad thing \(log: .*t.out\)"):
@@ -65,6 +65,10 @@ def test_tool_failure_names_the_log(tmp_path):
     trap = "print('Caused by:'); print('    thrown Wasm exception'); raise SystemExit(1)"
     with pytest.raises(S.SynthError, match="WebAssembly build cannot print"):
         S._run([sys.executable, "-c", trap], log, 60, "ecppack")
+    killed = "import os, signal; os.kill(os.getpid(), signal.SIGBUS)"
+    with pytest.raises(S.SynthError, match=r"nextpnr failed: killed by SIGBUS; running it "
+                                           r"again may help \(log: .*t.out\)"):
+        S._run([sys.executable, "-c", killed], log, 60, "nextpnr")
 
 
 def test_missing_tool_is_a_value_error(monkeypatch):

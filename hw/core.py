@@ -889,14 +889,15 @@ class Core(wiring.Component):
                     done()
 
         # ---- Performance counters -----------------------------------------------------------
-        # Each counts up on its condition as the flip-flops' enable: the adder sees only the
-        # counter (as `counter + condition` the state decode ran into the 48-bit carry chain,
-        # the tiny chip's seed-2 path at b942d70, 103.9 MHz).
-        for counter, cond in ((self.perf_busy, self.running), (self.perf_idle, ~self.running),
-                              (self.perf_sync, sync_wait), (self.perf_net, net_wait)):
-            with m.If(self.clear_counters):
-                m.d.sync += counter.eq(0)
-            with m.Elif(cond):
-                m.d.sync += counter.eq(counter + 1)
+        with m.If(self.clear_counters):
+            m.d.sync += [self.perf_busy.eq(0), self.perf_sync.eq(0), self.perf_net.eq(0),
+                         self.perf_idle.eq(0)]
+        with m.Else():
+            m.d.sync += [
+                self.perf_busy.eq(self.perf_busy + self.running),
+                self.perf_idle.eq(self.perf_idle + ~self.running),
+                self.perf_sync.eq(self.perf_sync + sync_wait),
+                self.perf_net.eq(self.perf_net + net_wait),
+            ]
         m.d.comb += [eng.clear_counters.eq(self.clear_counters), self.perf_macs.eq(eng.macs)]
         return m

@@ -280,13 +280,12 @@ class Core(wiring.Component):
 
         # ---- Instruction memory ------------------------------------------------------------
         # Each word holds the instruction and one bit predecoded from it as it is written,
-        # `more`: the instruction does more than EXEC (not a NOP, DELAY 0, a GEMM with a zero
-        # dimension or a REQUANT of no rows; 0 in a never-written, all-zero word, a NOP).
-        # EXEC's `pc` advance then reads one flip-flop, not
-        # zero tests of the fields (the tiny chip's routed critical path at c3c0b67 seed 1 and
-        # be7606a seed 2: GEMM's `k` -> the sequencer's next state -> `pc`). The write is
-        # registered (the block RAM's pins come from flip-flops, the predecode has its own
-        # cycle): a word is in the memory the cycle after `imem_wr.en`.
+        # `more` (:func:`_does_more`; 0 in a never-written, all-zero word, a NOP). EXEC's `pc`
+        # advance then reads one flip-flop, not zero tests of the fields (the tiny chip's
+        # routed critical path at c3c0b67 seed 1 and be7606a seed 2: GEMM's `k` -> the
+        # sequencer's next state -> `pc`). The write is registered (the block RAM's pins come
+        # from flip-flops, the predecode has its own cycle): a word is in the memory the
+        # cycle after `imem_wr.en`.
         m.submodules.imem = imem = memory.Memory(shape=isa.INSN_BITS + 1, depth=depth, init=[],
                                                  attrs=BRAM_ATTRS)
         iwp, irp = imem.write_port(), imem.read_port()

@@ -248,6 +248,46 @@ def test_yosys_pe_uses_one_dsp(tmp_path):
     dsps = [c["parameters"] for c in cells.values() if c["type"] == "MULT18X18D"]
     assert len(dsps) == 1
     assert all(dsps[0][f"REG_{r}_CLK"] == "CLK0" for r in ("INPUTA", "INPUTB", "OUTPUT"))
+    # scripts/lut_breakdown.py charges every cell once: its totals are Yosys' own counts.
+    rows = _lut_breakdown().breakdown(json.loads((tmp_path / "netlist.json").read_text()),
+                                      res["module"])
+    total = {c: sum(r[c] for r in rows.values()) for c in ("LUT4", "CCU2C", "TRELLIS_FF",
+                                                            "MULT18X18D", "sites")}
+    assert (total["LUT4"], total["CCU2C"], total["TRELLIS_FF"], total["MULT18X18D"]) == \
+        (b["lut4"], b["carry"], b["ff"], b["dsp"])
+    assert total["sites"] == b["lut4_equiv"]
+
+
+def _lut_breakdown():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "scripts" / "lut_breakdown.py"
+    spec = importlib.util.spec_from_file_location("lut_breakdown", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_lut_breakdown_folds_instances_and_counts_sites():
+    """Cells are charged to the module path of the net they drive, instance numbers folded;
+    a distributed RAM takes 6 LUT4 sites, a carry cell 2; a cell with no visible output net
+    is charged by its own name, else to '?'."""
+    nets = {"core0.engine.x": [1], "core1.engine.y": [2, 3], "noc.req.router_1_1.q": [4],
+            "$hidden": {"bits": [5], "hide_name": 1}, "core0.longer.name.z": [1]}
+    cells = {"$a": ("LUT4", {"Z": [1]}), "$b": ("CCU2C", {"S0": [2], "S1": [3]}),
+             "$c": ("TRELLIS_DPR16X4", {"DO": [4, 6, 7, 8]}), "$d": ("TRELLIS_FF", {"Q": [5]}),
+             "host.reg": ("LUT4", {"Z": [9]}), "$e": ("PFUMX", {"Z": [2]})}
+    netlist = {"modules": {"chip": {
+        "netnames": {n: (v if isinstance(v, dict) else {"bits": v}) for n, v in nets.items()},
+        "cells": {n: {"type": t, "connections": c} for n, (t, c) in cells.items()}}}}
+    rows = _lut_breakdown().breakdown(netlist, depth=2)
+    assert rows["core*.engine"]["LUT4"] == 1 and rows["core*.engine"]["CCU2C"] == 1
+    assert rows["core*.engine"]["sites"] == 3          # the PFUMX takes no site of its own
+    assert rows["noc.req"]["sites"] == 6 and rows["noc.req"]["TRELLIS_DPR16X4"] == 1
+    assert rows["?"]["TRELLIS_FF"] == 1 and rows["?"]["sites"] == 0
+    assert rows["host"]["LUT4"] == 1                   # "host.reg": by its cell name
+    with pytest.raises(KeyError, match="no module 'core'"):
+        _lut_breakdown().breakdown(netlist, "core")
 
 
 @needs_yosys

@@ -14,9 +14,14 @@ from collections import defaultdict, deque
 
 from amaranth.sim import Simulator
 
+from hasp.config import preset
 from hasp.hw.packet import PacketType, make_packet, parse_packet
 
 HOST = "host"
+
+#: A 3x3 mesh with the fpga preset's other sizes: every kind of router, the centre one with
+#: five ports (the fpga preset itself is a 2x4 mesh, whose routers have at most four).
+MESH_3X3 = preset("fpga").replace(mesh={"rows": 3, "cols": 3})
 
 
 class Source:

@@ -17,8 +17,8 @@ from hasp.hw.noc import Mesh, NoC, Port
 from hasp.hw.packet import (NetClass, PacketType, make_packet, packet_class, parse_flit,
                             parse_packet)
 
-from hasp.verif.noc_tb import (HOST, Scoreboard, Sink, Source, node_key, random_packet, run_streams,
-                         simulate, xy_of)
+from hasp.verif.noc_tb import (HOST, MESH_3X3, Scoreboard, Sink, Source, node_key, random_packet,
+                               run_streams, simulate, xy_of)
 
 REQ, RESP = NetClass.REQUEST, NetClass.RESPONSE
 
@@ -274,7 +274,7 @@ def test_mesh_hotspot_fair(router):
     """Every core and the host stream long packets to core (1, 1): every packet arrives whole,
     and the ejection port serves its five inputs round-robin (local, per-router fairness: with
     XY routing the N input merges four sources, so they share one fifth)."""
-    cfg = preset("fpga").replace(noc={"router": router})
+    cfg = MESH_3X3.replace(noc={"router": router})
     rng = random.Random(5)
     dut = Mesh(cfg)
     board = Scoreboard(cfg)
@@ -445,7 +445,7 @@ def hops(a, b):
 
 @pytest.mark.parametrize("router", ROUTERS)
 def test_zero_load_latency_per_hop(router):
-    cfg = preset("fpga").replace(noc={"router": router})        # 3x3
+    cfg = MESH_3X3.replace(noc={"router": router})
     nodes = [xy_of(cfg, i) for i in range(cfg.cores)] + [HOST]
     pairs = [(s, d) for s in nodes for d in nodes]
     lat = measure_latency(cfg, pairs)
@@ -468,7 +468,7 @@ def test_zero_load_latency_per_hop(router):
 @pytest.mark.parametrize("router", ROUTERS)
 def test_zero_load_serialisation(router):
     """A 16-word packet streams at one flit per cycle through the whole path."""
-    cfg = preset("fpga").replace(noc={"router": router})
+    cfg = MESH_3X3.replace(noc={"router": router})
     pairs = [((0, 0), (2, 2)), (HOST, (2, 1)), ((2, 2), HOST)]
     lat = measure_latency(cfg, pairs, length=16)
     for p in pairs:

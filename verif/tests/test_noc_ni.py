@@ -13,6 +13,7 @@ from hasp.config import preset
 from hasp.hw.ni import NetworkInterface
 from hasp.hw.noc import Mesh
 from hasp.hw.packet import PacketType, make_packet
+from hasp.verif.noc_tb import MESH_3X3
 
 
 class _Top(wiring.Component):
@@ -70,7 +71,7 @@ def _run(cfg, packets, cycles=400):
 
 
 def test_ni_receives_multicast_like_unicast():
-    cfg = preset("fpga").replace(noc={"router": "lanes"})       # 3x3
+    cfg = MESH_3X3.replace(noc={"router": "lanes"})
     cols = cfg.mesh.cols
     mc_payload = [0x11, 0x22, 0x33, 0x44]
     uni_payload = [0x55, 0x66]
@@ -100,7 +101,7 @@ def test_ni_unicast_over_vc_router():
     """The network interfaces talk to the VC router's mesh through the same local ports: host
     WRITEs to every core, several per core with different lengths, land in each scratchpad in
     order with their tags."""
-    cfg = preset("fpga").replace(noc={"router": "vc"})          # 3x3
+    cfg = MESH_3X3.replace(noc={"router": "vc"})
     rng = random.Random(4)
     packets, want, want_tags = [], {i: [] for i in range(cfg.cores)}, {i: [] for i in
                                                                          range(cfg.cores)}

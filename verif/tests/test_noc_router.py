@@ -12,7 +12,7 @@ from hasp.config import ChipConfig, MeshConfig, preset
 from hasp.hw.noc import Mesh, NoC, Port, Router, flagged_fifo, router_turns, xy_route
 from hasp.hw.packet import PacketType, flit_layout, make_packet, pack
 
-from hasp.verif.noc_tb import Sink, Source, run_streams, simulate
+from hasp.verif.noc_tb import MESH_3X3, Sink, Source, run_streams, simulate
 
 N, S, E, W, L = Port.N, Port.S, Port.E, Port.W, Port.L
 
@@ -76,7 +76,7 @@ def test_mesh_validation():
 
 
 def test_ports_and_shapes():
-    cfg = preset("fpga")
+    cfg = MESH_3X3
     mesh = inspect_only(Mesh(cfg, counter_width=20))
     assert len(mesh.local_in) == len(mesh.local_out) == 9
     layout = mesh.local_in[0].payload.shape()
@@ -234,7 +234,7 @@ def test_flagged_fifo_flags_equal_the_fifos_own(depth):
 def test_wormhole_round_robin():
     """Four inputs send multi-flit packets to L with bubbles and back-pressure: packets never
     interleave, every packet arrives whole, and ownership rotates round-robin."""
-    cfg = preset("fpga")
+    cfg = MESH_3X3
     dut = router()
     rng = random.Random(7)
     sources = {p: Source(p, dut.inputs[p], p_valid=0.8) for p in (N, S, E, W)}
@@ -268,7 +268,7 @@ def test_wormhole_round_robin():
 def test_throughput_all_ports(depth, rate):
     """Five simultaneous flows (W->E, E->W, N->S, S->N, L->L) of 40 flits each: with depth >= 2
     every input accepts a flit every cycle while forwarding one; depth 1 halves it."""
-    cfg = preset("fpga").replace(noc={"buffer_depth": depth})
+    cfg = MESH_3X3.replace(noc={"buffer_depth": depth})
     dut = router(buffer_depth=depth)
     flows = {W: (2, 1), E: (0, 1), N: (1, 2), S: (1, 0), L: (1, 1)}
     out_of = {W: E, E: W, N: S, S: N, L: L}

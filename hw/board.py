@@ -15,8 +15,9 @@ Any other command byte is ignored (send a few zero bytes to resynchronise). Up t
 further commands may be sent before the reply arrives (receive FIFO); there is no flow control.
 LEDs: 0 heartbeat (about 1.5 Hz), 1 chip busy, 2 chip error, 3 reset held; the rest off.
 
-Build a bitstream with ``python -m hasp.hw.board --board ulx3s-85f --preset fpga`` (see
-:func:`build`) or only the Verilog with ``--verilog-only``.
+Build a bitstream with ``python -m hasp.hw.board --board ulx3s-85f --preset tiny`` (see
+:func:`build`; the fpga preset's chip, 76 % of an ECP5-85F, needs ``--placer static --router
+router2``: docs/fpga.md) or only the Verilog with ``--verilog-only``.
 """
 from __future__ import annotations
 

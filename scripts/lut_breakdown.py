@@ -23,6 +23,8 @@ import re
 import sys
 from collections import defaultdict
 
+#: Output ports per cell type; a bus is a port per bit in the netlist (``DO0``..``DO3``,
+#: ``P0``..``P35``), matched by the name followed by digits.
 OUT_PORT = {"LUT4": ("Z",), "PFUMX": ("Z",), "L6MUX21": ("Z",), "CCU2C": ("S0", "S1"),
             "TRELLIS_DPR16X4": ("DO",), "TRELLIS_FF": ("Q",), "MULT18X18D": ("P",),
             "DP16KD": ("DOA", "DOB")}
@@ -58,14 +60,11 @@ def breakdown(netlist: dict, module: str | None = None, depth: int = 2) -> dict:
         ports = OUT_PORT.get(ctype)
         if ports is None:
             continue
-        net = None
-        for p in ports:
-            for b in cell["connections"].get(p, []):
-                if b in name_of:
-                    net = name_of[b]
-                    break
-            if net:
-                break
+        conns = cell["connections"]
+        bits = [b for p in ports for port in sorted(conns)
+                if port == p or (port.startswith(p) and port[len(p):].isdigit())
+                for b in conns[port]]
+        net = next((name_of[b] for b in bits if b in name_of), None)
         if net is None and not cname.startswith("$"):
             net = cname
         if net is None:

@@ -270,12 +270,13 @@ def _lut_breakdown():
 
 def test_lut_breakdown_folds_instances_and_counts_sites():
     """Cells are charged to the module path of the net they drive, instance numbers folded;
-    a distributed RAM takes 6 LUT4 sites, a carry cell 2; a cell with no visible output net
-    is charged by its own name, else to '?'."""
+    bus outputs are a port per bit; a distributed RAM takes 6 LUT4 sites, a carry cell 2; a
+    cell with no visible output net is charged by its own name, else to '?'."""
     nets = {"core0.engine.x": [1], "core1.engine.y": [2, 3], "noc.req.router_1_1.q": [4],
             "$hidden": {"bits": [5], "hide_name": 1}, "core0.longer.name.z": [1]}
     cells = {"$a": ("LUT4", {"Z": [1]}), "$b": ("CCU2C", {"S0": [2], "S1": [3]}),
-             "$c": ("TRELLIS_DPR16X4", {"DO": [4, 6, 7, 8]}), "$d": ("TRELLIS_FF", {"Q": [5]}),
+             "$c": ("TRELLIS_DPR16X4", {"DO0": [4], "DO1": [6], "WAD0": [1]}),
+             "$d": ("TRELLIS_FF", {"Q": [5]}), "$m": ("MULT18X18D", {"A0": [2], "P0": [4]}),
              "host.reg": ("LUT4", {"Z": [9]}), "$e": ("PFUMX", {"Z": [2]})}
     netlist = {"modules": {"chip": {
         "netnames": {n: (v if isinstance(v, dict) else {"bits": v}) for n, v in nets.items()},
@@ -284,6 +285,7 @@ def test_lut_breakdown_folds_instances_and_counts_sites():
     assert rows["core*.engine"]["LUT4"] == 1 and rows["core*.engine"]["CCU2C"] == 1
     assert rows["core*.engine"]["sites"] == 3          # the PFUMX takes no site of its own
     assert rows["noc.req"]["sites"] == 6 and rows["noc.req"]["TRELLIS_DPR16X4"] == 1
+    assert rows["noc.req"]["MULT18X18D"] == 1         # by its output P0, not its input A0
     assert rows["?"]["TRELLIS_FF"] == 1 and rows["?"]["sites"] == 0
     assert rows["host"]["LUT4"] == 1                   # "host.reg": by its cell name
     with pytest.raises(KeyError, match="no module 'core'"):
